@@ -1,0 +1,66 @@
+"""Torch plumbing shared by the estimators: devices, seeding, batched embedding."""
+
+import contextlib
+import copy
+
+import numpy as np
+import torch
+
+
+def check_device(device, *, owner):
+    """Return a :class:`torch.device`, with a clear error for unusable ones."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{owner}: invalid device {device!r} ({exc}).") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{owner}: device={str(device)!r} was requested but CUDA is not available "
+            "on this machine; use device='cpu'."
+        )
+    return device
+
+
+@contextlib.contextmanager
+def torch_seed(seed):
+    """Run a block with torch's CPU random generator seeded, restoring it after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def frozen_copy(encoder, device):
+    """An evaluation-mode copy of ``encoder`` on ``device``; the original is untouched."""
+    if not isinstance(encoder, torch.nn.Module):
+        raise TypeError(
+            f"encoder must be a torch.nn.Module instance or None, got {type(encoder).__name__}. "
+            "Pass an instance such as Conv4(), or a meta-learned encoder (learner.encoder_)."
+        )
+    return copy.deepcopy(encoder).to(device).eval()
+
+
+def embed(encoder, X, *, device, batch_size, owner):
+    """Embed ``X`` in batches with ``encoder`` (inference mode) as an (n, d) tensor.
+
+    With ``encoder=None`` the rows of ``X`` are the embeddings. Errors raised
+    inside the encoder are re-raised as a ValueError naming the input shape.
+    """
+    X = np.ascontiguousarray(X)
+    X = torch.from_numpy(X if X.flags.writeable else X.copy())
+    if encoder is None:
+        return X.to(device).reshape(len(X), -1)
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            batch = X[start : start + batch_size].to(device, torch.float32)
+            try:
+                out = encoder(batch)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"{owner}: the encoder {type(encoder).__name__} failed on a batch of "
+                    f"shape {tuple(batch.shape)}. Check that X has the shape the encoder "
+                    f"expects (e.g. (n_samples, channels, height, width) for Conv4). "
+                    f"torch said: {exc}"
+                ) from exc
+            chunks.append(out.reshape(len(batch), -1))
+    return torch.cat(chunks)

@@ -1,0 +1,21 @@
+"""Dataset loaders and augmentations for few-shot learning.
+
+The loaders follow the conventions of :mod:`sklearn.datasets`: they return a
+:class:`~sklearn.utils.Bunch` (or ``(data, target)`` with
+``return_X_y=True``) and keep downloaded files in a data folder given by
+:func:`get_data_home`.
+"""
+
+# License: BSD-3-Clause
+
+from ._augment import rotate_classes
+from ._base import get_data_home
+from ._folder import load_image_folder
+from ._omniglot import fetch_omniglot
+
+__all__ = [
+    "fetch_omniglot",
+    "get_data_home",
+    "load_image_folder",
+    "rotate_classes",
+]

@@ -1,0 +1,105 @@
+"""Episode batches for the skorch training loop."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupShuffleSplit
+from skorch.dataset import Dataset
+
+
+@dataclass
+class Episode:
+    """The inputs of one episode: support samples with labels, and queries.
+
+    Its length is the number of queries, so that skorch's loop counts one
+    episode's queries as its batch size.
+    """
+
+    support: torch.Tensor
+    support_labels: torch.Tensor
+    query: torch.Tensor
+
+    def __len__(self):
+        return len(self.query)
+
+    def to(self, device):
+        """The episode with its tensors on ``device``."""
+        return Episode(self.support.to(device), self.support_labels.to(device),
+                       self.query.to(device))
+
+
+class EpisodeLoader:
+    """Iterate over episodes of a data set, as skorch iterates over batches.
+
+    Each item is ``(Episode, query_labels)``. With an integer ``random_state``
+    every pass yields the same episodes (for validation and scoring); with a
+    :class:`numpy.random.RandomState` the passes continue its stream (for
+    training, a fresh draw each epoch).
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, ...)
+        The samples.
+    sampler : skfewshot.model_selection.EpisodeSampler
+        Draws the episodes' indices.
+    n_episodes : int
+        Episodes per pass.
+    random_state : int or numpy.random.RandomState
+        Source of the episodes.
+    """
+
+    def __init__(self, X, sampler, n_episodes, random_state):
+        self.X = X
+        self.sampler = sampler
+        self.n_episodes = n_episodes
+        self.random_state = random_state
+
+    def __len__(self):
+        return self.n_episodes
+
+    def __iter__(self):
+        rng = self.random_state
+        if not isinstance(rng, np.random.RandomState):
+            rng = np.random.RandomState(rng)
+        for _ in range(self.n_episodes):
+            support, query, support_labels, query_labels = self.sampler.sample(rng)
+            episode = Episode(
+                self.X[torch.from_numpy(support)],
+                torch.from_numpy(support_labels),
+                self.X[torch.from_numpy(query)],
+            )
+            yield episode, torch.from_numpy(query_labels)
+
+
+class ValidClassSplit:
+    """Hold out whole classes for meta-validation, as a skorch ``train_split``.
+
+    skorch's default split holds out samples of the training classes; a
+    meta-learner must be validated on classes it never trained on. This
+    split draws a fraction of the classes at random (a
+    :class:`~sklearn.model_selection.GroupShuffleSplit` with the labels as
+    groups) and returns their samples as the validation set.
+
+    Parameters
+    ----------
+    valid_size : float or int, default=0.2
+        Fraction (float) or number (int) of classes held out.
+    random_state : int, RandomState instance or None, default=None
+        Controls which classes are held out.
+    """
+
+    def __init__(self, valid_size=0.2, random_state=None):
+        self.valid_size = valid_size
+        self.random_state = random_state
+
+    def __call__(self, dataset, y=None, **fit_params):
+        X, y = dataset.X, dataset.y if y is None else y
+        splitter = GroupShuffleSplit(n_splits=1, test_size=self.valid_size,
+                                     random_state=self.random_state)
+        train, valid = next(splitter.split(X, y, groups=y))
+        return Dataset(X[train], y[train]), Dataset(X[valid], y[valid])
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(valid_size={self.valid_size!r}, "
+                f"random_state={self.random_state!r})")

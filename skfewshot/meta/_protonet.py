@@ -1,0 +1,98 @@
+"""Prototypical Networks meta-learner."""
+
+import copy
+
+from torch import nn
+
+from .._distances import check_distance
+from .._prototypical import PrototypicalClassifier
+from ..nn import Conv4, PrototypicalNetwork
+from ._base import EpisodicLearner
+
+
+class ProtoNetLearner(EpisodicLearner):
+    """Meta-train an encoder with Prototypical Networks (Snell et al. 2017).
+
+    Each training episode embeds support and query samples, averages the
+    support embeddings of each class into a prototype and minimises the
+    cross-entropy of the softmax over negative query-to-prototype distances.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module class or instance, default=Conv4
+        The backbone to meta-train (``encoder__*`` parameters configure a class).
+    n_way, n_shot, n_query : int, default=20, 5, 5
+        The training episodes.
+    episodes_per_epoch : int, default=100
+        Training episodes per epoch.
+    max_epochs : int, default=30
+        Number of epochs (30 x 100 = 3,000 episodes by default).
+    lr : float, default=1e-3
+        Learning rate of the Adam meta-optimizer.
+    distance : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+        Distance between query embeddings and prototypes.
+    device : str, default="cpu"
+        Where to train.
+    random_state : int, RandomState instance or None, default=None
+        Seeds episodes and weight initialisation.
+    **kwargs
+        Any other :class:`EpisodicLearner` / :class:`skorch.NeuralNet`
+        parameter: ``train_split``, ``valid_episodes``, ``callbacks``,
+        ``optimizer``, ``verbose``, ``encoder__*``, ...
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module
+        The meta-trained encoder.
+    module_ : PrototypicalNetwork
+        The meta-trained head holding ``encoder_``.
+    history_ : skorch.history.History
+        Per-epoch ``train_loss``, ``train_acc`` and, with validation,
+        ``valid_loss`` and ``valid_acc``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skfewshot.meta import ProtoNetLearner
+    >>> from skfewshot.nn import MLP
+    >>> X, y = load_digits(return_X_y=True)
+    >>> base, novel = y < 6, y >= 6
+    >>> learner = ProtoNetLearner(MLP, n_way=5, n_shot=1, n_query=5, max_epochs=2,
+    ...                           episodes_per_epoch=20, verbose=0, random_state=0)
+    >>> learner = learner.fit(X[base] / 16, y[base])
+    >>> clf = learner.to_classifier()
+    """
+
+    def __init__(self, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5, episodes_per_epoch=100,
+                 max_epochs=30, lr=1e-3, distance="sqeuclidean", device="cpu",
+                 random_state=None, module=PrototypicalNetwork, criterion=nn.CrossEntropyLoss,
+                 **kwargs):
+        super().__init__(module, criterion, encoder, n_way=n_way, n_shot=n_shot,
+                         n_query=n_query, episodes_per_epoch=episodes_per_epoch,
+                         max_epochs=max_epochs, lr=lr, device=device,
+                         random_state=random_state, **kwargs)
+        self.distance = distance
+
+    def _module_params(self):
+        return {"distance": check_distance(self.distance, owner=type(self).__name__)}
+
+    def to_classifier(self, **params):
+        """A :class:`~skfewshot.PrototypicalClassifier` holding a copy of the
+        meta-trained encoder.
+
+        Parameters
+        ----------
+        **params : dict
+            Classifier parameters; ``distance`` and ``device`` default to the
+            learner's, ``encoder`` to a copy of ``encoder_`` (pass
+            ``encoder=None`` for a classifier of precomputed embeddings).
+
+        Returns
+        -------
+        PrototypicalClassifier
+            Unfitted: ``fit`` it on a support set.
+        """
+        params = {"distance": self.distance, "device": self.device, **params}
+        if "encoder" not in params:
+            params["encoder"] = copy.deepcopy(self.encoder_).eval()
+        return PrototypicalClassifier(**params)

@@ -1,0 +1,6 @@
+"""Episodic cross-validation: few-shot episodes as scikit-learn CV splits."""
+
+from ._episodes import EpisodeSampler
+from ._split import EpisodicSplit
+
+__all__ = ["EpisodeSampler", "EpisodicSplit"]

@@ -1,0 +1,99 @@
+"""The one episode sampler, shared by meta-training and episodic cross-validation."""
+
+from numbers import Integral
+
+import numpy as np
+
+
+def _check_episode_params(n_way, n_shot, n_query, *, owner):
+    """Validate the (n_way, n_shot, n_query) triple of an episode."""
+    if not isinstance(n_way, Integral) or n_way < 2:
+        raise ValueError(f"{owner}: n_way must be an integer >= 2, got {n_way!r}.")
+    if not isinstance(n_shot, Integral) or n_shot < 1:
+        raise ValueError(f"{owner}: n_shot must be an integer >= 1, got {n_shot!r}.")
+    if n_query is not None and (not isinstance(n_query, Integral) or n_query < 1):
+        raise ValueError(
+            f"{owner}: n_query must be an integer >= 1 or None (all remaining "
+            f"samples of each class), got {n_query!r}."
+        )
+
+
+class EpisodeSampler:
+    """Draw N-way K-shot episodes from a labelled dataset.
+
+    An episode picks ``n_way`` classes at random among the classes that have
+    at least ``n_shot + n_query`` samples (``n_shot + 1`` when ``n_query`` is
+    None), then ``n_shot`` support and ``n_query`` query samples of each, with
+    no sample in both sets. :class:`~skfewshot.model_selection.EpisodicSplit`
+    and the meta-learners' training loop both draw their episodes here.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Labels of the dataset the episodes are drawn from.
+    n_way, n_shot, n_query : int
+        Classes per episode, support and query samples per class.
+        ``n_query=None`` takes all remaining samples of each drawn class.
+    owner : str, default="EpisodeSampler"
+        Name used in error messages (the estimator or data set at hand).
+    """
+
+    def __init__(self, y, n_way, n_shot, n_query, *, owner="EpisodeSampler"):
+        _check_episode_params(n_way, n_shot, n_query, owner=owner)
+        self.n_way, self.n_shot, self.n_query = n_way, n_shot, n_query
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"{owner}: y must be 1-dimensional, got shape {y.shape}.")
+        _, y_idx = np.unique(y, return_inverse=True)
+        counts = np.bincount(y_idx)
+        order = np.argsort(y_idx, kind="stable")
+        per_class = np.split(order, np.cumsum(counts)[:-1])
+        needed = n_shot + (1 if n_query is None else n_query)
+        eligible = np.flatnonzero(counts >= needed)
+        if len(eligible) < n_way:
+            query = "at least 1 query" if n_query is None else f"{n_query} queries"
+            raise ValueError(
+                f"{owner}: an episode of n_way={n_way} classes needs {n_way} classes "
+                f"with at least {needed} samples each (n_shot={n_shot} + {query}), "
+                f"but only {len(eligible)} of the {len(counts)} classes qualify "
+                f"(the smallest class has {counts.min()} samples). Lower n_way, "
+                "n_shot or n_query, or provide more classes."
+            )
+        self._per_class = [per_class[c] for c in eligible]
+
+    @property
+    def n_eligible_classes(self):
+        """Number of classes with enough samples for an episode."""
+        return len(self._per_class)
+
+    def sample(self, rng):
+        """Draw one episode.
+
+        Parameters
+        ----------
+        rng : numpy.random.RandomState
+            The source of randomness; one episode consumes a few draws.
+
+        Returns
+        -------
+        support_idx, query_idx : ndarray of int
+            Indices into ``y``, grouped by class in the episode's class order.
+        support_labels, query_labels : ndarray of int
+            The episode-local labels 0..n_way-1 of those samples.
+        """
+        chosen = rng.choice(len(self._per_class), self.n_way, replace=False)
+        support, query, query_labels = [], [], []
+        for label, c in enumerate(chosen):
+            members = self._per_class[c]
+            n_q = len(members) - self.n_shot if self.n_query is None else self.n_query
+            picked = members[rng.permutation(len(members))[: self.n_shot + n_q]]
+            support.append(picked[: self.n_shot])
+            query.append(picked[self.n_shot :])
+            query_labels.append(np.full(n_q, label))
+        support_labels = np.repeat(np.arange(self.n_way), self.n_shot)
+        return (
+            np.concatenate(support),
+            np.concatenate(query),
+            support_labels,
+            np.concatenate(query_labels),
+        )

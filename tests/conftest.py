@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+
+class TinyEncoder(nn.Module):
+    """A tiny parametric encoder that takes feature vectors of any width."""
+
+    def __init__(self, scale=0.5):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return torch.tanh(self.scale * x) + 0.1 * x
+
+
+@pytest.fixture
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X.astype(np.float32) / 16.0, y
+
+
+def _data_home():
+    home = os.environ.get("SKFEWSHOT_DATA")
+    if home and (Path(home) / "omniglot").is_dir():
+        return home
+    return None
+
+
+@pytest.fixture(scope="session")
+def omniglot_small():
+    """Omniglot background_small1 at 28x28 (skips without local data)."""
+    home = _data_home()
+    if home is None:
+        pytest.skip("Omniglot not found: set SKFEWSHOT_DATA to a folder holding omniglot/")
+    from skfewshot.datasets import fetch_omniglot
+
+    return fetch_omniglot("background_small1", data_home=home, download_if_missing=False)

@@ -1,0 +1,163 @@
+"""Meta-learners through the public API, on tiny encoders and small real data."""
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
+from skorch.callbacks import Checkpoint, EarlyStopping, LRScheduler, ProgressBar
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+
+from skfewshot import PrototypicalClassifier
+from skfewshot.meta import ProtoNetLearner, ValidClassSplit
+from skfewshot.model_selection import EpisodicSplit
+from skfewshot.nn import MLP, Conv4
+
+
+def _learner(**params):
+    defaults = dict(encoder=MLP, encoder__in_features=64, encoder__hidden_features=(32,),
+                    encoder__out_features=16, n_way=3, n_shot=2, n_query=3,
+                    episodes_per_epoch=10, max_epochs=2, verbose=0, random_state=0)
+    return ProtoNetLearner(**{**defaults, **params})
+
+
+@pytest.fixture
+def base_novel(digits):
+    X, y = digits
+    base = y < 6
+    return X[base], y[base], X[~base], y[~base]
+
+
+def test_meta_training_improves_novel_class_accuracy(omniglot_small):
+    X, y = omniglot_small.data, omniglot_small.target
+    base = y < 100  # meta-train on 100 characters, test on the 36 others
+    params = dict(encoder__hidden_channels=16, encoder__out_channels=16, n_way=10,
+                  n_shot=1, n_query=5, episodes_per_epoch=50, verbose=0, random_state=0)
+    untrained = ProtoNetLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
+    trained = ProtoNetLearner(Conv4, max_epochs=4, **params).fit(X[base], y[base])
+    score = dict(n_way=5, n_shot=1, n_query=5, n_episodes=100)
+    before = untrained.score(X[~base], y[~base], **score)
+    after = trained.score(X[~base], y[~base], **score)
+    assert after > before + 0.1, (before, after)
+    assert trained.history_[-1, "train_acc"] > trained.history_[0, "train_acc"]
+
+
+def test_same_random_state_same_weights_and_different_seed_differs(base_novel):
+    X_base, y_base, _, _ = base_novel
+    a = _learner(random_state=3).fit(X_base, y_base).encoder_.state_dict()
+    b = _learner(random_state=3).fit(X_base, y_base).encoder_.state_dict()
+    c = _learner(random_state=4).fit(X_base, y_base).encoder_.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key])
+    assert any(not torch.equal(a[key], c[key]) for key in a)
+
+
+def test_fit_does_not_touch_global_torch_rng(base_novel):
+    X_base, y_base, _, _ = base_novel
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    _learner().fit(X_base, y_base)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_validation_on_held_out_classes(base_novel):
+    X_base, y_base, X_novel, y_novel = base_novel
+    split = ValidClassSplit(valid_size=2, random_state=0)
+    learner = _learner(train_split=split, n_way=2, valid_episodes=7).fit(X_base, y_base)
+    dataset_train, dataset_valid = split(Dataset(X_base, y_base), y_base)
+    assert not set(dataset_train.y) & set(dataset_valid.y)  # disjoint classes
+    assert len(set(dataset_valid.y)) == 2
+    row = learner.history_[-1]
+    assert 0 <= row["valid_acc"] <= 1 and "valid_loss" in row
+    assert row["valid_batch_count"] == 7
+
+    explicit = _learner(train_split=predefined_split(Dataset(X_novel, y_novel)))
+    explicit.fit(X_base, y_base)
+    assert explicit.history_[-1, "valid_acc"] > 0.3
+
+
+def test_skorch_callbacks_work(tmp_path, base_novel, capsys):
+    X_base, y_base, _, _ = base_novel
+    learner = _learner(
+        max_epochs=20,
+        train_split=ValidClassSplit(3, random_state=0),
+        callbacks=[
+            ProgressBar(batches_per_epoch=10),
+            EarlyStopping(monitor="valid_acc", lower_is_better=False, patience=2),
+            Checkpoint(monitor="valid_acc_best", dirname=str(tmp_path)),
+            LRScheduler(policy="StepLR", step_size=1, gamma=0.5),
+        ],
+    ).fit(X_base, y_base)
+    assert len(learner.history_) < 20  # stopped early
+    assert (tmp_path / "params.pt").exists()
+    assert learner.optimizer_.param_groups[0]["lr"] < 1e-3
+
+
+def test_to_classifier_and_sklearn_tools(tmp_path, base_novel):
+    X_base, y_base, X_novel, y_novel = base_novel
+    learner = _learner().fit(X_base, y_base)
+    clf = learner.to_classifier()
+    assert isinstance(clf, PrototypicalClassifier)
+    assert clf.encoder is not learner.encoder_
+    cv = EpisodicSplit(n_way=3, n_shot=2, n_query=3, n_episodes=50,
+                       random_state=learner.random_state)
+    scores = cross_val_score(clf, X_novel, y_novel, cv=cv)
+    # The learner scores the same episodes the same way.
+    assert learner.score(X_novel, y_novel, n_episodes=50) == pytest.approx(scores.mean())
+
+    path = tmp_path / "learner.joblib"
+    joblib.dump(learner, path)
+    loaded = joblib.load(path)
+    for key, value in learner.encoder_.state_dict().items():
+        assert torch.equal(loaded.encoder_.state_dict()[key], value)
+    assert loaded.score(X_novel, y_novel, n_episodes=20) == learner.score(
+        X_novel, y_novel, n_episodes=20)
+
+
+def test_clone_set_params_and_grid_search_over_classes(base_novel):
+    X_base, y_base, _, _ = base_novel
+    learner = _learner()
+    cloned = clone(learner)
+    assert cloned.get_params()["encoder__out_features"] == 16
+    cloned.set_params(encoder__out_features=8).fit(X_base, y_base)
+    assert cloned.encoder_(torch.zeros(1, 64)).shape == (1, 8)
+    cloned.set_params(encoder__out_features=4)  # re-initialises the fitted net
+    assert cloned.encoder_(torch.zeros(1, 64)).shape == (1, 4)
+
+    # Meta-level model selection: folds of disjoint classes (labels as groups).
+    search = GridSearchCV(learner, {"lr": [1e-3, 1e-2]}, cv=GroupKFold(2))
+    search.fit(X_base, y_base, groups=y_base)
+    assert search.cv_results_["mean_test_score"].shape == (2,)
+
+
+def test_meta_learner_errors(base_novel):
+    X_base, y_base, _, _ = base_novel
+    with pytest.raises(ValueError, match=r"training set.*only 6 of the 6 classes qualify"):
+        _learner(n_way=7).fit(X_base, y_base)
+    with pytest.raises(ValueError, match=r"validation set.*only 1 of the 1 classes"):
+        _learner(train_split=ValidClassSplit(1)).fit(X_base, y_base)
+    with pytest.raises(ValueError, match="contains NaN"):
+        _learner().fit(np.full_like(X_base, np.nan), y_base)
+    with pytest.raises(ValueError, match="needs the class labels"):
+        _learner().fit(X_base, None)
+    with pytest.raises(ValueError, match="distance must be one of"):
+        _learner(distance="l1").fit(X_base, y_base)
+    with pytest.raises(ValueError, match="encoder__.*need encoder to be a class"):
+        _learner(encoder=MLP(64)).fit(X_base, y_base)
+    with pytest.raises(TypeError, match="meta-learner: it does not label samples"):
+        _learner().fit(X_base, y_base).predict(X_base)
+
+
+def test_conv4_on_omniglot_images(omniglot_small):
+    X, y = omniglot_small.data, omniglot_small.target
+    base = y < 100
+    learner = ProtoNetLearner(Conv4, encoder__hidden_channels=16, encoder__out_channels=16,
+                              n_way=5, n_shot=1, n_query=3, episodes_per_epoch=5,
+                              max_epochs=1, verbose=0, random_state=0)
+    learner.fit(X[base], y[base])
+    assert learner.encoder_(torch.as_tensor(X[:2])).shape == (2, 16)
+    assert 0.2 <= learner.score(X[~base], y[~base], n_way=5, n_shot=1, n_query=5,
+                                n_episodes=20) <= 1
