@@ -8,9 +8,9 @@ import time
 import joblib
 import numpy as np
 from sklearn.model_selection import cross_val_score
-from skorch.callbacks import ProgressBar
+from skorch.callbacks import LRScheduler, ProgressBar
 
-from . import EmbeddingTransformer, PrototypicalClassifier
+from . import EmbeddingTransformer
 from .metrics import mean_confidence_interval
 from .model_selection import EpisodicSplit
 
@@ -69,6 +69,9 @@ def build_parser():
     bench.add_argument("--train-shot", type=int, default=5)
     bench.add_argument("--train-query", type=int, default=5)
     bench.add_argument("--lr", type=float, default=1e-3)
+    bench.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
+                       help="cosine annealing of the learning rate over the epochs "
+                       "(default), or a constant learning rate")
     bench.add_argument("--ways", type=_ints, default=None,
                        help="comma-separated test ways (default 5,20; 5,10 on digits)")
     bench.add_argument("--shots", type=_ints, default=[1, 5],
@@ -91,16 +94,19 @@ def benchmark(args, out=sys.stdout):
     X_base, y_base, X_novel, y_novel, encoder, encoder_params = _load(args)
     ways = args.ways or ([5, 20] if args.dataset == "omniglot" else [5, 10])
     n_epochs = max(1, round(args.episodes / args.episodes_per_epoch))
+    callbacks = [] if args.quiet else [ProgressBar(batches_per_epoch=args.episodes_per_epoch)]
+    if args.lr_schedule == "cosine":
+        callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
     learner = ProtoNetLearner(
         encoder, n_way=args.train_way, n_shot=args.train_shot, n_query=args.train_query,
         episodes_per_epoch=args.episodes_per_epoch, max_epochs=n_epochs, lr=args.lr,
         device=args.device, random_state=args.random_state, verbose=0 if args.quiet else 1,
-        callbacks=[] if args.quiet else [ProgressBar(batches_per_epoch=args.episodes_per_epoch)],
-        **encoder_params,
+        callbacks=callbacks, **encoder_params,
     )
     print(f"Meta-training ProtoNet on {len(np.unique(y_base))} base classes "
           f"({len(y_base)} samples): {n_epochs * args.episodes_per_epoch} episodes of "
-          f"{args.train_way}-way {args.train_shot}-shot {args.train_query}-query", file=out)
+          f"{args.train_way}-way {args.train_shot}-shot {args.train_query}-query, "
+          f"{args.lr_schedule} learning rate from {args.lr}", file=out)
     start = time.perf_counter()
     learner.fit(X_base, y_base)
     train_seconds = time.perf_counter() - start
@@ -111,8 +117,7 @@ def benchmark(args, out=sys.stdout):
         for n_shot in args.shots:
             cv = EpisodicSplit(n_way, n_shot, args.test_query, args.test_episodes,
                                random_state=args.random_state)
-            scores = cross_val_score(PrototypicalClassifier(distance=learner.distance),
-                                     Z, y_novel, cv=cv)
+            scores = cross_val_score(learner.to_classifier(encoder=None), Z, y_novel, cv=cv)
             mean, half = mean_confidence_interval(scores)
             rows.append({"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * mean,
                          "ci95": 100 * half})

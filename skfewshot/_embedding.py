@@ -1,6 +1,5 @@
 """Embedding a data set with a (meta-learned) encoder, as a transformer."""
 
-import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 

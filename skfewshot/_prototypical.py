@@ -85,7 +85,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         """
         owner = type(self).__name__
         X, y = validate_X(self, X, y, reset=True)
-        check_classification_targets(y)
+        if y.dtype.kind not in "iub":  # integer and boolean labels are always classes
+            check_classification_targets(y)
         check_distance(self.distance, owner=owner)
         self._device = check_device(self.device, owner=owner)
         encoder = self.encoder

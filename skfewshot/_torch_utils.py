@@ -29,6 +29,22 @@ def torch_seed(seed):
         yield
 
 
+def channels_last(module):
+    """Put the 2-D convolution weights of ``module`` in channels-last memory format.
+
+    On CPU, oneDNN's convolutions run this layout about 1.5x faster in
+    training and 2x faster in inference (``benchmarks/protonet_speed.py``);
+    the arithmetic is unchanged. Uninitialised (lazy) layers are left alone.
+    Returns ``module``, converted in place.
+    """
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Conv2d) and not isinstance(
+            layer.weight, torch.nn.parameter.UninitializedParameter
+        ):
+            layer.to(memory_format=torch.channels_last)
+    return module
+
+
 def frozen_copy(encoder, device):
     """An evaluation-mode copy of ``encoder`` on ``device``; the original is untouched."""
     if not isinstance(encoder, torch.nn.Module):
@@ -36,7 +52,7 @@ def frozen_copy(encoder, device):
             f"encoder must be a torch.nn.Module instance or None, got {type(encoder).__name__}. "
             "Pass an instance such as Conv4(), or a meta-learned encoder (learner.encoder_)."
         )
-    return copy.deepcopy(encoder).to(device).eval()
+    return channels_last(copy.deepcopy(encoder).to(device).eval())
 
 
 def embed(encoder, X, *, device, batch_size, owner):

@@ -596,7 +596,12 @@ def _writable_home_with(archive, home):
 @pytest.fixture(scope="module")
 def small1(small1_archive, tmp_path_factory):
     home = _writable_home_with(small1_archive, tmp_path_factory.mktemp("small1"))
-    return home, fetch_omniglot("background_small1", data_home=home)
+    # Module-scoped fixtures run before the autouse isolation: isolate here too,
+    # so that a user's own fallback cache is neither read nor written.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SKFEWSHOT_DATA", raising=False)
+        mp.setenv("SKFEWSHOT_CACHE", str(tmp_path_factory.mktemp("small1_fallback")))
+        return home, fetch_omniglot("background_small1", data_home=home)
 
 
 def test_small1_content(small1):

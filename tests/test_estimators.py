@@ -95,8 +95,8 @@ def test_clone_pipeline_cross_val_and_grid_search(digits, mlp):
 
 def test_joblib_round_trip_identical_predictions(tmp_path, digits, mlp):
     X, y = digits
-    for est in (PrototypicalClassifier(mlp).fit(X[:50], y[:50]),
-                make_pipeline(EmbeddingTransformer(mlp), PrototypicalClassifier()).fit(X[:50], y[:50])):
+    pipe = make_pipeline(EmbeddingTransformer(mlp), PrototypicalClassifier())
+    for est in (PrototypicalClassifier(mlp).fit(X[:50], y[:50]), pipe.fit(X[:50], y[:50])):
         path = tmp_path / "model.joblib"
         joblib.dump(est, path)
         loaded = joblib.load(path)

@@ -4,6 +4,7 @@
 
 import hashlib
 import http.client
+import numbers
 import os
 import secrets
 import stat
@@ -71,6 +72,17 @@ def get_data_home(data_home=None) -> str:
             "~", "skfewshot_data"
         )
     return os.path.expanduser(os.fspath(data_home))
+
+
+def _check_image_size(image_size):
+    """Return `image_size` as an int, or raise a ValueError if it is not positive."""
+    if (
+        not isinstance(image_size, numbers.Integral)
+        or isinstance(image_size, bool)
+        or image_size < 1
+    ):
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}.")
+    return int(image_size)
 
 
 def _get_fallback_cache_home() -> str:

@@ -2,12 +2,13 @@
 
 # License: BSD-3-Clause
 
-import numbers
 import os
 
 import numpy as np
 from PIL import Image
 from sklearn.utils import Bunch
+
+from ._base import _check_image_size
 
 __all__ = ["load_image_folder"]
 
@@ -96,15 +97,7 @@ def load_image_folder(
     >>> dataset.data.shape  # doctest: +SKIP
     (120, 1, 32, 32)
     """
-    if (
-        not isinstance(image_size, numbers.Integral)
-        or isinstance(image_size, bool)
-        or image_size < 1
-    ):
-        raise ValueError(
-            f"image_size must be a positive integer, got {image_size!r}."
-        )
-    image_size = int(image_size)
+    image_size = _check_image_size(image_size)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(

@@ -4,7 +4,6 @@
 
 import hashlib
 import io
-import numbers
 import os
 import warnings
 import zipfile
@@ -16,6 +15,7 @@ from PIL import Image
 from sklearn.utils import Bunch
 
 from ._base import (
+    _check_image_size,
     _fetch_remote,
     _get_fallback_cache_home,
     _is_read_only_location,
@@ -228,15 +228,7 @@ def fetch_omniglot(
         raise ValueError(
             f"subset must be one of {sorted(OMNIGLOT_ARCHIVES)}, got {subset!r}."
         )
-    if (
-        not isinstance(image_size, numbers.Integral)
-        or isinstance(image_size, bool)
-        or image_size < 1
-    ):
-        raise ValueError(
-            f"image_size must be a positive integer, got {image_size!r}."
-        )
-    image_size = int(image_size)
+    image_size = _check_image_size(image_size)
 
     filename, url, md5 = OMNIGLOT_ARCHIVES[subset]
     omniglot_home = os.path.join(get_data_home(data_home), "omniglot")

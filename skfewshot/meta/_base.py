@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
 
-from .._torch_utils import torch_seed
+from .._torch_utils import channels_last, torch_seed
 from ..model_selection import EpisodeSampler
 from ..nn import Conv4
 from ._episodes import EpisodeLoader
@@ -121,7 +121,8 @@ class EpisodicLearner(NeuralNet):
                 f"encoder must be a torch.nn.Module class or instance, got {self.encoder!r}."
             )
         params = {**self._module_params(), **self.get_params_for("module")}
-        self.module_ = self.initialized_instance(self.module, {"encoder": encoder, **params})
+        module = self.initialized_instance(self.module, {"encoder": encoder, **params})
+        self.module_ = channels_last(module)
         return self
 
     def set_params(self, **kwargs):
@@ -196,20 +197,21 @@ class EpisodicLearner(NeuralNet):
         self
             The meta-trained learner.
         """
-        X, y = self._validate_base_data(X, y)
         seeds = check_random_state(self.random_state).randint(_MAX_SEED, size=3)
-        self._train_rng_ = np.random.RandomState(seeds[0])
-        self._valid_seed_ = int(seeds[1])
+        self._seed_episodes(seeds[:2])
         with torch_seed(seeds[2]):
             return super().fit(X, y, **fit_params)
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue meta-training without re-initialising (see :meth:`fit`)."""
         if not hasattr(self, "_train_rng_"):
-            seeds = check_random_state(self.random_state).randint(_MAX_SEED, size=2)
-            self._train_rng_ = np.random.RandomState(seeds[0])
-            self._valid_seed_ = int(seeds[1])
+            self._seed_episodes(check_random_state(self.random_state).randint(_MAX_SEED, size=2))
         X, y = self._validate_base_data(X, y)
         return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    def _seed_episodes(self, seeds):
+        self._train_rng_ = np.random.RandomState(seeds[0])
+        self._valid_seed_ = int(seeds[1])
 
     def infer(self, x, **fit_params):
         x = x.to(self.device)
