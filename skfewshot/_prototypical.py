@@ -1,17 +1,12 @@
 """Prototypical few-shot classifier."""
 
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
 
+from ._base import FewShotClassifier
 from ._distances import check_distance, class_means, pairwise_distance
-from ._torch_utils import check_device, embed, frozen_copy
-from ._validation import validate_X
 
 
-class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
+class PrototypicalClassifier(FewShotClassifier):
     """Few-shot classifier by distance to class prototypes (Snell et al. 2017).
 
     ``fit`` embeds the support set with a fixed (e.g. meta-trained) encoder
@@ -68,105 +63,14 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.batch_size = batch_size
 
-    def fit(self, X, y):
-        """Store the class prototypes of the support set.
+    def _check_params(self):
+        check_distance(self.distance, owner=type(self).__name__)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
-            Support samples, in the shape the encoder takes.
-        y : array-like of shape (n_samples,)
-            Support labels; at least two classes.
+    def _fit_support(self, support, labels, n_classes):
+        self.prototypes_ = class_means(support.flatten(1), labels, n_classes).cpu().numpy()
 
-        Returns
-        -------
-        self : PrototypicalClassifier
-            The fitted classifier.
-        """
-        owner = type(self).__name__
-        X, y = validate_X(self, X, y, reset=True)
-        if y.dtype.kind not in "iub":  # integer and boolean labels are always classes
-            check_classification_targets(y)
-        check_distance(self.distance, owner=owner)
-        self._device = check_device(self.device, owner=owner)
-        encoder = self.encoder
-        self.encoder_ = None if encoder is None else frozen_copy(encoder, self._device)
-        label_encoder = LabelEncoder()
-        y_ind = label_encoder.fit_transform(y)
-        self.classes_ = label_encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"{owner}: the support set has only 1 class ({self.classes_[0]!r}); "
-                "a few-shot task needs at least 2 classes."
-            )
-        z = self._embed(X)
-        labels = torch.as_tensor(y_ind, device=z.device)
-        self.prototypes_ = class_means(z, labels, len(self.classes_)).cpu().numpy()
-        return self
-
-    def _embed(self, X):
-        return embed(self.encoder_, X, device=self._device, batch_size=self.batch_size,
-                     owner=type(self).__name__)
-
-    def _logits(self, X):
-        """Negative distances of ``X`` to each prototype, (n_samples, n_classes)."""
-        check_is_fitted(self)
-        X = validate_X(self, X, reset=False)
-        z = self._embed(X)
-        protos = torch.as_tensor(self.prototypes_, device=z.device, dtype=z.dtype)
-        return -pairwise_distance(z, protos, self.distance)
-
-    def decision_function(self, X):
-        """Negative distance of each sample to each class prototype.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Query samples.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples, n_classes), or (n_samples,) for two classes
-            With two classes, the score of the second class relative to the
-            first (positive means ``classes_[1]``), as scikit-learn expects.
-        """
-        logits = self._logits(X).cpu().numpy()
-        if logits.shape[1] == 2:
-            return logits[:, 1] - logits[:, 0]
-        return logits
-
-    def predict_proba(self, X):
-        """Class probabilities: softmax over negative distances.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Query samples.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities in the order of ``classes_``.
-        """
-        return torch.softmax(self._logits(X), dim=1).cpu().numpy()
-
-    def predict(self, X):
-        """Label of the nearest prototype.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Query samples.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels.
-        """
-        indices = self._logits(X).argmax(1).cpu().numpy()
-        return self.classes_[indices]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = self.encoder is not None
-        return tags
+    def _scores(self, query):
+        """Negative distances of the queries to each prototype."""
+        query = query.flatten(1)
+        prototypes = torch.as_tensor(self.prototypes_, device=query.device, dtype=query.dtype)
+        return -pairwise_distance(query, prototypes, self.distance)

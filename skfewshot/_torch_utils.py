@@ -45,26 +45,27 @@ def channels_last(module):
     return module
 
 
-def frozen_copy(encoder, device):
-    """An evaluation-mode copy of ``encoder`` on ``device``; the original is untouched."""
-    if not isinstance(encoder, torch.nn.Module):
+def frozen_copy(module, device, *, name="encoder"):
+    """An evaluation-mode copy of ``module`` on ``device``; the original is untouched."""
+    if not isinstance(module, torch.nn.Module):
         raise TypeError(
-            f"encoder must be a torch.nn.Module instance or None, got {type(encoder).__name__}. "
-            "Pass an instance such as Conv4(), or a meta-learned encoder (learner.encoder_)."
+            f"{name} must be a torch.nn.Module instance or None, got {type(module).__name__}. "
+            f"Pass an instance such as Conv4(), or a meta-learned one (learner.{name}_)."
         )
-    return channels_last(copy.deepcopy(encoder).to(device).eval())
+    return channels_last(copy.deepcopy(module).to(device).eval())
 
 
 def embed(encoder, X, *, device, batch_size, owner):
-    """Embed ``X`` in batches with ``encoder`` (inference mode) as an (n, d) tensor.
+    """Embed ``X`` in batches with ``encoder`` (inference mode) as a tensor.
 
-    With ``encoder=None`` the rows of ``X`` are the embeddings. Errors raised
+    The embeddings keep the shape the encoder gives (vectors or feature maps).
+    With ``encoder=None`` the samples of ``X`` are the embeddings. Errors raised
     inside the encoder are re-raised as a ValueError naming the input shape.
     """
     X = np.ascontiguousarray(X)
     X = torch.from_numpy(X if X.flags.writeable else X.copy())
     if encoder is None:
-        return X.to(device).reshape(len(X), -1)
+        return X.to(device)
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(X), batch_size):
@@ -78,5 +79,5 @@ def embed(encoder, X, *, device, batch_size, owner):
                     f"expects (e.g. (n_samples, channels, height, width) for Conv4). "
                     f"torch said: {exc}"
                 ) from exc
-            chunks.append(out.reshape(len(batch), -1))
+            chunks.append(out)
     return torch.cat(chunks)

@@ -11,7 +11,7 @@ from skorch.callbacks import PassthroughScoring
 
 from .._torch_utils import channels_last, torch_seed
 from ..model_selection import EpisodeSampler
-from ..nn import Conv4
+from ..nn import Conv4, EpisodeModel
 from ._episodes import EpisodeLoader
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -22,17 +22,20 @@ class EpisodicLearner(NeuralNet):
 
     The base class of every meta-learner: skorch's training loop (callbacks,
     history, checkpoints, learning-rate schedules, devices) with episodes as
-    batches. A method plugs in a *head* module and a loss: the head is built
-    as ``module(encoder=<encoder instance>, **module_params)`` and maps
-    ``(support, support_labels, query)`` to one output row per query; the
-    loss compares those outputs with the query labels.
+    batches. A method plugs in a *comparator* and a loss: the learner builds
+    ``module(encoder=<encoder>, comparator=<comparator>)``, by default an
+    :class:`~skfewshot.nn.EpisodeModel`, which maps ``(support,
+    support_labels, query)`` to one row of class scores per query; the loss
+    compares those scores with the episode-local query labels.
 
     Parameters
     ----------
-    module : type of torch.nn.Module
-        The episode head, e.g. :class:`skfewshot.nn.PrototypicalNetwork`.
+    comparator : torch.nn.Module class or instance
+        Scores queries against the support set from their embeddings, e.g.
+        :class:`skfewshot.nn.Prototypes`. A class is instantiated with the
+        ``comparator__*`` parameters; an instance is copied.
     criterion : type of torch.nn.Module
-        The loss between the head's outputs and the episode-local query labels.
+        The loss between the scores and the episode-local query labels.
     encoder : torch.nn.Module class or instance, default=Conv4
         The backbone being meta-trained. A class is instantiated with the
         ``encoder__*`` parameters; an instance is copied.
@@ -57,29 +60,34 @@ class EpisodicLearner(NeuralNet):
         skorch's ``train_split``; None trains on everything, without
         validation. Use :class:`ValidClassSplit` to hold out classes, or
         ``skorch.helper.predefined_split(Dataset(X_val, y_val))``.
+    module : type of torch.nn.Module, default=EpisodeModel
+        Built as ``module(encoder=..., comparator=..., **module_params)``.
     **kwargs
         Any other :class:`skorch.NeuralNet` parameter (``callbacks``,
         ``device``, ``verbose``, ...) and prefixed parameters
-        (``encoder__*``, ``module__*``, ``optimizer__*``, ``callbacks__*``).
+        (``encoder__*``, ``comparator__*``, ``optimizer__*``, ``callbacks__*``).
 
     Attributes
     ----------
     module_ : torch.nn.Module
-        The meta-trained head, holding the encoder.
+        The meta-trained episode model.
     encoder_ : torch.nn.Module
         The meta-trained encoder.
+    comparator_ : torch.nn.Module
+        The meta-trained comparator.
     history_ : skorch.history.History
         Per-epoch losses and episodic accuracies (``train_acc``, ``valid_acc``).
     """
 
-    prefixes_ = NeuralNet.prefixes_ + ["encoder"]
+    prefixes_ = NeuralNet.prefixes_ + ["encoder", "comparator"]
 
-    def __init__(self, module, criterion, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5,
+    def __init__(self, comparator, criterion, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5,
                  episodes_per_epoch=100, valid_episodes=100, random_state=None,
                  optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, train_split=None,
-                 **kwargs):
+                 module=EpisodeModel, **kwargs):
         super().__init__(module, criterion, optimizer=optimizer, lr=lr, max_epochs=max_epochs,
                          train_split=train_split, **kwargs)
+        self.comparator = comparator
         self.encoder = encoder
         self.n_way = n_way
         self.n_shot = n_shot
@@ -101,49 +109,63 @@ class EpisodicLearner(NeuralNet):
 
     # -- building ---------------------------------------------------------
 
-    def _module_params(self):
-        """Constructor arguments of the head that the learner's own parameters set."""
+    def _comparator_params(self):
+        """Constructor arguments of the comparator that the learner's own parameters set."""
         return {}
 
-    def initialize_module(self):
-        encoder_params = self.get_params_for("encoder")
-        if isinstance(self.encoder, torch.nn.Module):
-            if encoder_params:
+    def _build(self, name, defaults=None):
+        """Instantiate the ``encoder`` or ``comparator`` parameter (class or instance)."""
+        component = getattr(self, name)
+        params = {**(defaults or {}), **self.get_params_for(name)}
+        if isinstance(component, torch.nn.Module):
+            if self.get_params_for(name):
                 raise ValueError(
-                    f"encoder__* parameters ({sorted(encoder_params)}) need encoder to be "
-                    "a class, but it is an instance; pass the class, e.g. encoder=Conv4."
+                    f"{name}__* parameters ({sorted(self.get_params_for(name))}) need {name} "
+                    f"to be a class, but it is an instance; pass the class, e.g. "
+                    f"{name}={type(component).__name__}."
                 )
-            encoder = copy.deepcopy(self.encoder)
-        elif callable(self.encoder):
-            encoder = self.encoder(**encoder_params)
-        else:
-            raise TypeError(
-                f"encoder must be a torch.nn.Module class or instance, got {self.encoder!r}."
-            )
-        params = {**self._module_params(), **self.get_params_for("module")}
-        module = self.initialized_instance(self.module, {"encoder": encoder, **params})
+            return copy.deepcopy(component)
+        if callable(component):
+            return component(**params)
+        raise TypeError(
+            f"{name} must be a torch.nn.Module class or instance, got {component!r}."
+        )
+
+    def initialize_module(self):
+        module = self.initialized_instance(self.module, {
+            "encoder": self._build("encoder"),
+            "comparator": self._build("comparator", self._comparator_params()),
+            **self.get_params_for("module"),
+        })
         self.module_ = channels_last(module)
         return self
 
     def set_params(self, **kwargs):
-        encoder_params = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("encoder__")}
-        for key, value in encoder_params.items():
+        own = {k: kwargs.pop(k) for k in list(kwargs)
+               if k.startswith(("encoder__", "comparator__"))}
+        for key, value in own.items():
             setattr(self, key, value)
             self._params_to_validate.add(key)
         super().set_params(**kwargs)
-        if encoder_params and self.initialized_:
+        if own and self.initialized_:
             self._validate_params()
-            self._initialize_module(reason="Re-initializing module because encoder "
-                                           "parameters changed.")
+            self._initialize_module(reason="Re-initializing module because encoder or "
+                                           "comparator parameters changed.")
             self._initialize_criterion()
             self._initialize_optimizer()
         return self
 
     @property
     def encoder_(self):
-        """The meta-trained encoder (the head's ``encoder``)."""
+        """The meta-trained encoder."""
         self.check_is_fitted()
         return self.module_.encoder
+
+    @property
+    def comparator_(self):
+        """The meta-trained comparator."""
+        self.check_is_fitted()
+        return self.module_.comparator
 
     # -- data -------------------------------------------------------------
 
@@ -214,6 +236,7 @@ class EpisodicLearner(NeuralNet):
         self._valid_seed_ = int(seeds[1])
 
     def infer(self, x, **fit_params):
+        """Scores of one episode's queries: ``module_(support, support_labels, query)``."""
         x = x.to(self.device)
         return self.module_(x.support, x.support_labels, x.query, **fit_params)
 
@@ -266,6 +289,33 @@ class EpisodicLearner(NeuralNet):
 
     predict = predict_proba = forward = forward_iter = _not_a_classifier
 
-    def to_classifier(self, **params):  # pragma: no cover - each method defines it
-        """A scikit-learn few-shot classifier holding the meta-trained model."""
-        raise NotImplementedError(f"{type(self).__name__} defines no classifier.")
+    #: The few-shot classifier class of the method (set by each learner).
+    classifier_class = None
+
+    def _classifier_params(self):
+        """Classifier parameters that mirror the learner's own (e.g. ``distance``)."""
+        return {}
+
+    def to_classifier(self, **params):
+        """A scikit-learn few-shot classifier holding copies of the meta-trained model.
+
+        Parameters
+        ----------
+        **params : dict
+            Classifier parameters. ``device`` and the method's options default
+            to the learner's; ``encoder`` (and ``comparator``, for classifiers
+            that take one) to copies of ``encoder_`` and ``comparator_``. Pass
+            ``encoder=None`` for a classifier of precomputed embeddings.
+
+        Returns
+        -------
+        classifier
+            Unfitted: ``fit`` it on a support set.
+        """
+        params = {"device": self.device, **self._classifier_params(), **params}
+        if "encoder" not in params:
+            params["encoder"] = copy.deepcopy(self.encoder_).eval()
+        accepted = self.classifier_class().get_params()
+        if "comparator" in accepted and "comparator" not in params:
+            params["comparator"] = copy.deepcopy(self.comparator_).eval()
+        return self.classifier_class(**params)

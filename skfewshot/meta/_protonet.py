@@ -1,12 +1,10 @@
 """Prototypical Networks meta-learner."""
 
-import copy
-
 from torch import nn
 
 from .._distances import check_distance
 from .._prototypical import PrototypicalClassifier
-from ..nn import Conv4, PrototypicalNetwork
+from ..nn import Conv4, Prototypes
 from ._base import EpisodicLearner
 
 
@@ -44,8 +42,8 @@ class ProtoNetLearner(EpisodicLearner):
     ----------
     encoder_ : torch.nn.Module
         The meta-trained encoder.
-    module_ : PrototypicalNetwork
-        The meta-trained head holding ``encoder_``.
+    module_ : skfewshot.nn.EpisodeModel
+        The meta-trained encoder with a :class:`~skfewshot.nn.Prototypes` comparator.
     history_ : skorch.history.History
         Per-epoch ``train_loss``, ``train_acc`` and, with validation,
         ``valid_loss`` and ``valid_acc``.
@@ -65,34 +63,18 @@ class ProtoNetLearner(EpisodicLearner):
 
     def __init__(self, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5, episodes_per_epoch=100,
                  max_epochs=30, lr=1e-3, distance="sqeuclidean", device="cpu",
-                 random_state=None, module=PrototypicalNetwork, criterion=nn.CrossEntropyLoss,
+                 random_state=None, comparator=Prototypes, criterion=nn.CrossEntropyLoss,
                  **kwargs):
-        super().__init__(module, criterion, encoder, n_way=n_way, n_shot=n_shot,
+        super().__init__(comparator, criterion, encoder, n_way=n_way, n_shot=n_shot,
                          n_query=n_query, episodes_per_epoch=episodes_per_epoch,
                          max_epochs=max_epochs, lr=lr, device=device,
                          random_state=random_state, **kwargs)
         self.distance = distance
 
-    def _module_params(self):
+    def _comparator_params(self):
         return {"distance": check_distance(self.distance, owner=type(self).__name__)}
 
-    def to_classifier(self, **params):
-        """A :class:`~skfewshot.PrototypicalClassifier` holding a copy of the
-        meta-trained encoder.
+    classifier_class = PrototypicalClassifier
 
-        Parameters
-        ----------
-        **params : dict
-            Classifier parameters; ``distance`` and ``device`` default to the
-            learner's, ``encoder`` to a copy of ``encoder_`` (pass
-            ``encoder=None`` for a classifier of precomputed embeddings).
-
-        Returns
-        -------
-        PrototypicalClassifier
-            Unfitted: ``fit`` it on a support set.
-        """
-        params = {"distance": self.distance, "device": self.device, **params}
-        if "encoder" not in params:
-            params["encoder"] = copy.deepcopy(self.encoder_).eval()
-        return PrototypicalClassifier(**params)
+    def _classifier_params(self):
+        return {"distance": self.distance}

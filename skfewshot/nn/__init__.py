@@ -1,9 +1,11 @@
-"""Torch modules: few-shot backbones and episode heads. They know nothing of scikit-learn.
+"""Torch modules: few-shot backbones, comparators and episode models.
 
-Any module mapping a batch to (n, d) embeddings is an encoder.
+They know nothing of scikit-learn. Any module mapping a batch to (n, d)
+embeddings is an encoder; see :class:`EpisodeModel` for comparators.
 """
 
-from ._heads import PrototypicalNetwork
+from ._heads import EpisodeModel, Prototypes
+from ._losses import OneHotLoss
 from ._modules import MLP, Conv4
 
-__all__ = ["Conv4", "MLP", "PrototypicalNetwork"]
+__all__ = ["Conv4", "EpisodeModel", "MLP", "OneHotLoss", "Prototypes"]

@@ -1,9 +1,12 @@
-"""Episode heads: modules that turn an encoder into a few-shot model of one episode.
+"""Episode models: an encoder and a comparator, the unit every metric method plugs in.
 
-A head takes ``(support, support_labels, query)`` — support samples, their
-episode-local labels 0..n_way-1 and query samples — and returns one output
-row per query. The meta-learners' training loop calls heads only through
-this signature, so a new method plugs in as a head and a loss.
+A *comparator* takes embeddings — ``support`` (n_support, ...), their
+episode-local labels ``support_labels`` in 0..n_way-1 and ``query``
+(n_query, ...) — and returns one row of ``n_way`` class scores per query.
+An :class:`EpisodeModel` runs an encoder on the raw samples and hands the
+embeddings to its comparator. The meta-learners train episode models; the
+few-shot estimators reuse the trained comparator on a frozen encoder's
+embeddings (or on precomputed embeddings).
 """
 
 import torch
@@ -12,29 +15,52 @@ from torch import nn
 from .._distances import class_means, pairwise_distance
 
 
-class PrototypicalNetwork(nn.Module):
-    """Prototypical Networks head (Snell et al. 2017).
+def n_classes(labels):
+    """Number of classes of episode-local labels 0..n-1."""
+    return int(labels.max()) + 1
 
-    Embeds support and query samples with ``encoder``, averages each class's
-    support embeddings into a prototype and returns, for each query, the
-    negative distances to the prototypes (logits for a softmax).
+
+class EpisodeModel(nn.Module):
+    """An encoder followed by a comparator, for one episode at a time.
+
+    Support and query samples are encoded together, so batch-norm layers in
+    training mode see the whole episode, as in the reference implementations.
 
     Parameters
     ----------
     encoder : torch.nn.Module
-        Maps a batch of samples to (n, d) embeddings.
+        Maps a batch of samples to embeddings (vectors or feature maps).
+    comparator : torch.nn.Module
+        Maps ``(support_embeddings, support_labels, query_embeddings)`` to
+        (n_query, n_way) class scores.
+    """
+
+    def __init__(self, encoder, comparator):
+        super().__init__()
+        self.encoder = encoder
+        self.comparator = comparator
+
+    def forward(self, support, support_labels, query):
+        z = self.encoder(torch.cat([support, query]))
+        return self.comparator(z[: len(support)], support_labels, z[len(support) :])
+
+
+class Prototypes(nn.Module):
+    """Prototypical Networks comparator (Snell et al. 2017).
+
+    Averages each class's support embeddings into a prototype and returns,
+    for each query, the negative distances to the prototypes (logits).
+
+    Parameters
+    ----------
     distance : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
         Distance between embeddings and prototypes.
     """
 
-    def __init__(self, encoder, distance="sqeuclidean"):
+    def __init__(self, distance="sqeuclidean"):
         super().__init__()
-        self.encoder = encoder
         self.distance = distance
 
     def forward(self, support, support_labels, query):
-        n_support = len(support)
-        z = self.encoder(torch.cat([support, query])).flatten(1)
-        n_way = int(support_labels.max()) + 1
-        prototypes = class_means(z[:n_support], support_labels, n_way)
-        return -pairwise_distance(z[n_support:], prototypes, self.distance)
+        prototypes = class_means(support.flatten(1), support_labels, n_classes(support_labels))
+        return -pairwise_distance(query.flatten(1), prototypes, self.distance)

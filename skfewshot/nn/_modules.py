@@ -4,14 +4,16 @@
 from torch import nn
 
 
-def conv_block(in_channels, out_channels):
-    """conv3x3 -> BatchNorm -> ReLU -> 2x2 max-pool, the unit of Conv4."""
-    return nn.Sequential(
+def conv_block(in_channels, out_channels, pool=True):
+    """conv3x3 -> BatchNorm -> ReLU -> 2x2 max-pool (if ``pool``), the unit of Conv4."""
+    layers = [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
+    ]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
 
 
 class Conv4(nn.Module):
@@ -32,17 +34,19 @@ class Conv4(nn.Module):
     flatten : bool, default=True
         Return (n, d) embeddings; with False, the (n, c, h, w) feature maps
         (what relation modules consume).
+    pooled_blocks : int, default=4
+        How many of the blocks, from the first, end with max-pooling. Relation
+        Networks pool only the first two, keeping 7x7 maps of 28x28 images.
     """
 
-    def __init__(self, in_channels=1, hidden_channels=64, out_channels=64, flatten=True):
+    def __init__(self, in_channels=1, hidden_channels=64, out_channels=64, flatten=True,
+                 pooled_blocks=4):
         super().__init__()
         self.flatten = flatten
-        self.blocks = nn.Sequential(
-            conv_block(in_channels, hidden_channels),
-            conv_block(hidden_channels, hidden_channels),
-            conv_block(hidden_channels, hidden_channels),
-            conv_block(hidden_channels, out_channels),
-        )
+        widths = [in_channels, hidden_channels, hidden_channels, hidden_channels, out_channels]
+        self.blocks = nn.Sequential(*[
+            conv_block(widths[i], widths[i + 1], pool=i < pooled_blocks) for i in range(4)
+        ])
 
     def forward(self, x):
         maps = self.blocks(x)
