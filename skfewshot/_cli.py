@@ -1,4 +1,4 @@
-"""The ``skfewshot`` command: meta-train ProtoNet and print the few-shot benchmark table."""
+"""The ``skfewshot`` command: meta-train a few-shot method and print the benchmark table."""
 
 import argparse
 import json
@@ -10,23 +10,30 @@ import numpy as np
 from sklearn.model_selection import cross_val_score
 from skorch.callbacks import LRScheduler, ProgressBar
 
-from . import EmbeddingTransformer
+from . import meta
+from ._torch_utils import embed, frozen_copy
 from .metrics import mean_confidence_interval
 from .model_selection import EpisodicSplit
 
+#: --method -> meta-learner class name in skfewshot.meta
+METHODS = {
+    "protonet": "ProtoNetLearner",
+    "matching": "MatchingNetLearner",
+    "relation": "RelationNetLearner",
+    "siamese": "SiameseLearner",
+}
+
 
 def _load(args):
-    """Base (meta-training) and novel (test) data of the chosen benchmark."""
+    """Base (meta-training) and novel (test) data, and encoder parameters."""
     from .datasets import fetch_omniglot, rotate_classes
 
     if args.dataset == "omniglot":
-        from .nn import Conv4
-
         common = dict(data_home=args.data_home, image_size=args.image_size,
                       download_if_missing=not args.no_download, return_X_y=True)
         X_base, y_base = rotate_classes(*fetch_omniglot("background", **common))
         X_novel, y_novel = fetch_omniglot("evaluation", **common)
-        return X_base, y_base, X_novel, y_novel, Conv4, {}
+        return X_base, y_base, X_novel, y_novel, {}
     from sklearn.datasets import load_digits
 
     from .nn import MLP
@@ -35,7 +42,7 @@ def _load(args):
     X = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
     X, y = rotate_classes(X, y)  # 40 classes: digit x rotation
     base = (y % 10) < 6
-    return X[base], y[base], X[~base], y[~base], MLP, {"encoder__in_features": 64}
+    return X[base], y[base], X[~base], y[~base], {"encoder": MLP, "encoder__in_features": 64}
 
 
 def _ints(text):
@@ -47,11 +54,14 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     bench = sub.add_parser(
         "benchmark",
-        help="meta-train Prototypical Networks and print the N-way K-shot accuracy table",
-        description="Meta-train Prototypical Networks on the base classes (Omniglot "
-        "background + rotations, Lake protocol), evaluate N-way K-shot episodes on the "
-        "novel classes (Omniglot evaluation alphabets) and save the classifier.",
+        help="meta-train a few-shot method and print the N-way K-shot accuracy table",
+        description="Meta-train a few-shot method (Prototypical Networks by default) on the "
+        "base classes (Omniglot background + rotations, Lake protocol), evaluate N-way "
+        "K-shot episodes on the novel classes (Omniglot evaluation alphabets) and save the "
+        "classifier.",
     )
+    bench.add_argument("--method", choices=sorted(METHODS), default="protonet",
+                       help="the meta-learner (default protonet)")
     bench.add_argument("--dataset", choices=["omniglot", "digits"], default="omniglot",
                        help="omniglot (default) or scikit-learn's bundled digits, offline "
                        "(a quick look: MLP encoder, rotations as classes, digits 0-5 to "
@@ -65,9 +75,12 @@ def build_parser():
     bench.add_argument("--episodes", type=int, default=3000,
                        help="meta-training episodes (default 3000)")
     bench.add_argument("--episodes-per-epoch", type=int, default=100)
-    bench.add_argument("--train-way", type=int, default=20)
-    bench.add_argument("--train-shot", type=int, default=5)
-    bench.add_argument("--train-query", type=int, default=5)
+    bench.add_argument("--train-way", type=int, default=None,
+                       help="training episodes' ways (default: the method's, 20 for protonet)")
+    bench.add_argument("--train-shot", type=int, default=None,
+                       help="training episodes' shots (default: the method's, 5 for protonet)")
+    bench.add_argument("--train-query", type=int, default=None,
+                       help="training episodes' queries (default: the method's, 5 for protonet)")
     bench.add_argument("--lr", type=float, default=1e-3)
     bench.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
                        help="cosine annealing of the learning rate over the epochs "
@@ -88,30 +101,33 @@ def build_parser():
     return parser
 
 
-def benchmark(args, out=sys.stdout):
-    from .meta import ProtoNetLearner
-
-    X_base, y_base, X_novel, y_novel, encoder, encoder_params = _load(args)
+def benchmark(args, out=None):
+    out = sys.stdout if out is None else out
+    X_base, y_base, X_novel, y_novel, encoder_params = _load(args)
     ways = args.ways or ([5, 20] if args.dataset == "omniglot" else [5, 10])
     n_epochs = max(1, round(args.episodes / args.episodes_per_epoch))
     callbacks = [] if args.quiet else [ProgressBar(batches_per_epoch=args.episodes_per_epoch)]
     if args.lr_schedule == "cosine":
         callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
-    learner = ProtoNetLearner(
-        encoder, n_way=args.train_way, n_shot=args.train_shot, n_query=args.train_query,
+    shape = {"n_way": args.train_way, "n_shot": args.train_shot, "n_query": args.train_query}
+    learner = getattr(meta, METHODS[args.method])(
         episodes_per_epoch=args.episodes_per_epoch, max_epochs=n_epochs, lr=args.lr,
         device=args.device, random_state=args.random_state, verbose=0 if args.quiet else 1,
-        callbacks=callbacks, **encoder_params,
+        callbacks=callbacks, **{k: v for k, v in shape.items() if v is not None},
+        **encoder_params,
     )
-    print(f"Meta-training ProtoNet on {len(np.unique(y_base))} base classes "
+    print(f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
           f"({len(y_base)} samples): {n_epochs * args.episodes_per_epoch} episodes of "
-          f"{args.train_way}-way {args.train_shot}-shot {args.train_query}-query, "
+          f"{learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
           f"{args.lr_schedule} learning rate from {args.lr}", file=out)
     start = time.perf_counter()
     learner.fit(X_base, y_base)
     train_seconds = time.perf_counter() - start
 
-    Z = EmbeddingTransformer(learner.encoder_, device=args.device).fit_transform(X_novel)
+    # Embed the novel classes once; the classifier then works on the embeddings.
+    encoder = frozen_copy(learner.encoder_, learner.device)
+    Z = embed(encoder, X_novel, device=learner.device, batch_size=256,
+              owner="benchmark").cpu().numpy()
     rows = []
     for n_way in ways:
         for n_shot in args.shots:
@@ -122,7 +138,7 @@ def benchmark(args, out=sys.stdout):
             rows.append({"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * mean,
                          "ci95": 100 * half})
 
-    print(f"\nProtoNet, {args.dataset}: {len(np.unique(y_novel))} novel classes, "
+    print(f"\n{args.method}, {args.dataset}: {len(np.unique(y_novel))} novel classes, "
           f"{args.test_episodes} episodes of {args.test_query} queries per class "
           f"(mean ± 95% CI); meta-training took {train_seconds:.0f} s", file=out)
     print(f"{'setting':>14}  accuracy (%)", file=out)
@@ -130,12 +146,13 @@ def benchmark(args, out=sys.stdout):
         print(f"{row['n_way']:>5}-way {row['n_shot']}-shot  "
               f"{row['accuracy']:.2f} ± {row['ci95']:.2f}", file=out)
 
-    output = args.output or f"protonet_{args.dataset}.joblib"
+    output = args.output or f"{args.method}_{args.dataset}.joblib"
     if output.lower() != "none":
         joblib.dump(learner.to_classifier(), output)
-        print(f"\nSaved the classifier to {output}: joblib.load it, fit it on a support "
-              "set, predict queries.", file=out)
-    result = {"dataset": args.dataset, "train_episodes": n_epochs * args.episodes_per_epoch,
+        print(f"\nSaved the classifier to {output}: joblib.load it, fit it on a support set, "
+              "predict queries.", file=out)
+    result = {"method": args.method, "dataset": args.dataset,
+              "train_episodes": n_epochs * args.episodes_per_epoch,
               "train_seconds": train_seconds, "results": rows, "args": vars(args)}
     if args.json:
         with open(args.json, "w") as f:

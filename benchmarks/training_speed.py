@@ -1,0 +1,130 @@
+"""Meta-training throughput and peak memory: skfewshot against hand-written loops.
+
+For each method, ``benchmarks/handwritten_<method>.py`` holds a minimal
+hand-written PyTorch loop and the matching skfewshot learner: same
+architecture, same initial weights, same Omniglot episodes (20-way 5-shot
+5-query unless ``--shape`` says otherwise). Each measurement runs in a fresh
+process (so that peak memory is its own), in turns, over several rounds;
+``ratio`` is the median over rounds of skfewshot's speed over the hand loop's.
+For ProtoNet the plain NCHW hand loop (what a practitioner writes) is timed
+too; all other hand loops use the channels-last convolution layout that
+skfewshot uses, so that the ratio is the framework's own overhead.
+
+Run::
+
+    SKFEWSHOT_DATA=../shared/data python benchmarks/training_speed.py --out benchmarks/results/training_speed.json
+"""
+
+import argparse
+import importlib
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
+    """In a fresh process: load the data, warm up, time one run, report peak RSS."""
+    sys.path.insert(0, HERE)
+    import torch
+
+    from skfewshot.datasets import fetch_omniglot, rotate_classes
+
+    module = importlib.import_module(f"handwritten_{method}")
+    X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
+    n_way, n_shot, n_query = shape
+    if loop == "skfewshot":
+        def run(n, s):
+            module.learner(n, s, n_way, n_shot, n_query).fit(X, y)
+    else:
+        layout = "nchw" if loop == "handwritten_nchw" else "channels_last"
+        kwargs = {"layout": layout} if method == "protonet" else {}
+
+        def run(n, s):
+            module.handwritten_loop(X, y, n, s, n_way, n_shot, n_query, **kwargs)
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    run(3, seed)  # warm-up
+    start = time.perf_counter()
+    run(n_episodes, seed)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"seconds": seconds, "peak_rss_mb": peak, "peak_over_data_mb": peak - rss_data,
+               "threads": torch.get_num_threads()})
+
+
+def measure(method, loop, n_episodes, seed, shape, data_home):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure,
+                       args=(method, loop, n_episodes, seed, shape, data_home, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def benchmark(method, episodes, rounds, shape, data_home):
+    loops = ["handwritten", "skfewshot"]
+    if method == "protonet":
+        loops.insert(0, "handwritten_nchw")
+    runs = {loop: [] for loop in loops}
+    for r in range(rounds):
+        order = loops[r % len(loops):] + loops[: r % len(loops)]
+        for loop in order:
+            runs[loop].append(measure(method, loop, episodes, r, shape, data_home))
+    seconds = {loop: [run["seconds"] for run in runs[loop]] for loop in loops}
+    result = {
+        "method": method,
+        "episodes": f"{shape[0]}-way {shape[1]}-shot {shape[2]}-query, Omniglot 28x28",
+        "episodes_per_round": episodes,
+        "rounds": rounds,
+        "seconds": seconds,
+        "episodes_per_s": {loop: episodes * rounds / sum(s) for loop, s in seconds.items()},
+        "peak_rss_mb": {loop: max(run["peak_rss_mb"] for run in runs[loop]) for loop in loops},
+        "peak_over_data_mb": {loop: max(run["peak_over_data_mb"] for run in runs[loop])
+                              for loop in loops},
+        "target_ratio": 0.95 if method == "protonet" else 0.9,
+    }
+    for loop in loops[:-1]:
+        key = "ratio" if loop == "handwritten" else f"ratio_vs_{loop}"
+        result[key] = float(np.median(np.divide(seconds[loop], seconds["skfewshot"])))
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="protonet,matching,relation,siamese")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes per run")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--shape", default="20,5,5", help="n_way,n_shot,n_query")
+    parser.add_argument("--data-home", default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    shape = tuple(int(v) for v in args.shape.split(","))
+    import skfewshot
+    import torch
+
+    results = {
+        "benchmark": "training_speed",
+        "skfewshot": skfewshot.__version__,
+        "torch": torch.__version__,
+        "machine": platform.platform(),
+        "methods": [benchmark(m, args.episodes, args.rounds, shape, args.data_home)
+                    for m in args.methods.split(",")],
+    }
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
