@@ -1,8 +1,18 @@
 """skfewshot: few-shot learning (meta-learning) estimators for scikit-learn."""
 
 from ._embedding import EmbeddingTransformer
+from ._matching import MatchingClassifier
 from ._prototypical import PrototypicalClassifier
+from ._relation import RelationClassifier
+from ._siamese import SiameseClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["EmbeddingTransformer", "PrototypicalClassifier", "__version__"]
+__all__ = [
+    "EmbeddingTransformer",
+    "MatchingClassifier",
+    "PrototypicalClassifier",
+    "RelationClassifier",
+    "SiameseClassifier",
+    "__version__",
+]

@@ -7,6 +7,7 @@ import time
 
 import joblib
 import numpy as np
+import torch
 from sklearn.model_selection import cross_val_score
 from skorch.callbacks import LRScheduler, ProgressBar
 
@@ -133,7 +134,9 @@ def benchmark(args, out=None):
         for n_shot in args.shots:
             cv = EpisodicSplit(n_way, n_shot, args.test_query, args.test_episodes,
                                random_state=args.random_state)
-            scores = cross_val_score(learner.to_classifier(encoder=None), Z, y_novel, cv=cv)
+            # Feature maps (relation networks) pass through an identity "encoder".
+            clf = learner.to_classifier(encoder=None if Z.ndim == 2 else torch.nn.Identity())
+            scores = cross_val_score(clf, Z, y_novel, cv=cv)
             mean, half = mean_confidence_interval(scores)
             rows.append({"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * mean,
                          "ci95": 100 * half})

@@ -109,6 +109,10 @@ class EpisodicLearner(NeuralNet):
 
     # -- building ---------------------------------------------------------
 
+    def _encoder_params(self):
+        """Defaults of the encoder's constructor for this method (``encoder__*`` win)."""
+        return {}
+
     def _comparator_params(self):
         """Constructor arguments of the comparator that the learner's own parameters set."""
         return {}
@@ -133,7 +137,7 @@ class EpisodicLearner(NeuralNet):
 
     def initialize_module(self):
         module = self.initialized_instance(self.module, {
-            "encoder": self._build("encoder"),
+            "encoder": self._build("encoder", self._encoder_params()),
             "comparator": self._build("comparator", self._comparator_params()),
             **self.get_params_for("module"),
         })

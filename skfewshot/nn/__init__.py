@@ -6,6 +6,18 @@ embeddings is an encoder; see :class:`EpisodeModel` for comparators.
 
 from ._heads import EpisodeModel, Prototypes
 from ._losses import OneHotLoss
+from ._matching import MatchingAttention
 from ._modules import MLP, Conv4
+from ._relation import RelationModule
+from ._siamese import SiameseKernel
 
-__all__ = ["Conv4", "EpisodeModel", "MLP", "OneHotLoss", "Prototypes"]
+__all__ = [
+    "Conv4",
+    "EpisodeModel",
+    "MatchingAttention",
+    "MLP",
+    "OneHotLoss",
+    "Prototypes",
+    "RelationModule",
+    "SiameseKernel",
+]

@@ -1,0 +1,406 @@
+"""Siamese networks: the kernel comparator, SiameseLearner and SiameseClassifier."""
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from conftest import TinyEncoder
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skfewshot import EmbeddingTransformer, SiameseClassifier
+from skfewshot.meta import SiameseLearner
+from skfewshot.model_selection import EpisodicSplit
+from skfewshot.nn import MLP, Conv4, OneHotLoss, Prototypes, SiameseKernel
+
+# -- scikit-learn's checks --------------------------------------------------------------
+
+# Without a comparator the kernel is built at fit for the data's width, so the checks'
+# many feature counts all work; TinyEncoder keeps the width.
+ESTIMATORS = [
+    SiameseClassifier(),
+    SiameseClassifier(aggregation="max"),
+    SiameseClassifier(TinyEncoder()),
+]
+_TORCH_HASH = (
+    "joblib.hash of a torch tensor differs from the hash of its deepcopy (the pickled "
+    "storage differs), so this check sees a changed encoder although fit leaves it "
+    "untouched; test_fit_leaves_encoder_and_comparator_untouched checks that directly."
+)
+EXPECTED_FAILED_CHECKS = {
+    repr(est): {"check_estimators_overwrite_params": _TORCH_HASH}
+    for est in ESTIMATORS
+    if est.encoder is not None
+}
+
+
+@parametrize_with_checks(
+    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(repr(est), {})
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# -- the kernel's math, against direct computations on tiny tensors ---------------------
+
+
+def _kernel(dim=3, seed=0, **params):
+    torch.manual_seed(seed)
+    return SiameseKernel(dim, **params)
+
+
+def _direct_pair_logits(kernel, support, query):
+    w, b = kernel.linear.weight[0].detach(), kernel.linear.bias[0].detach()
+    return torch.tensor([[float(w @ (q - s).abs() + b) for s in support] for q in query])
+
+
+@pytest.fixture
+def episode():
+    gen = torch.Generator().manual_seed(0)
+    support = torch.randn(5, 3, generator=gen)
+    labels = torch.tensor([1, 0, 2, 1, 0])  # unordered, two classes with two shots
+    query = torch.randn(4, 3, generator=gen)
+    return support, labels, query
+
+
+def test_pair_logits_are_weighted_l1_distances(episode):
+    support, _, query = episode
+    kernel = _kernel()
+    expected = _direct_pair_logits(kernel, support, query)
+    torch.testing.assert_close(kernel.pair_logits(support, query), expected)
+    # Feature maps are flattened first.
+    maps = _kernel(dim=12)
+    torch.testing.assert_close(maps.pair_logits(support.repeat(1, 4).view(5, 3, 2, 2),
+                                                query.repeat(1, 4).view(4, 3, 2, 2)),
+                               maps.pair_logits(support.repeat(1, 4), query.repeat(1, 4)))
+
+
+@pytest.mark.parametrize("aggregation", ["max", "sum", "log_sum"])
+def test_aggregations_match_the_direct_formulas(episode, aggregation):
+    support, labels, query = episode
+    kernel = _kernel(aggregation=aggregation)
+    logits = _direct_pair_logits(kernel, support, query)
+    per_class = [logits[:, labels == c] for c in range(3)]
+    expected = {
+        "max": torch.stack([lg.max(1).values for lg in per_class], 1),
+        "sum": torch.stack([torch.sigmoid(lg).sum(1) for lg in per_class], 1),
+        "log_sum": torch.stack([torch.sigmoid(lg).sum(1).log() for lg in per_class], 1),
+    }[aggregation]
+    torch.testing.assert_close(kernel(support, labels, query), expected)
+
+
+def test_log_sum_does_not_underflow():
+    # Pair logits of -1000 and -1001: every kernel value is 0 in float32, yet the
+    # normalised kernel sums are e^-1000 / (e^-1000 + e^-1001) and the rest.
+    kernel = SiameseKernel(1, aggregation="log_sum")
+    with torch.no_grad():
+        kernel.linear.weight.fill_(-1.0)
+        kernel.linear.bias.zero_()
+    support, labels = torch.tensor([[1000.0], [1001.0], [1001.0]]), torch.tensor([0, 1, 1])
+    scores = kernel(support, labels, torch.zeros(1, 1))
+    expected = torch.tensor([[1.0, 2 * np.exp(-1.0)]], dtype=torch.float32)
+    expected /= 1 + 2 * np.exp(-1.0)
+    torch.testing.assert_close(torch.softmax(scores, 1), expected)
+    kernel.aggregation = "sum"
+    assert torch.equal(kernel(support, labels, torch.zeros(1, 1)), torch.zeros(1, 2))
+
+
+def test_max_gradient_reaches_the_closest_pairs_only(episode):
+    support, labels, query = episode
+    support.requires_grad_(True)
+    _kernel(aggregation="max")(support, labels, query[:1]).sum().backward()
+    logits = _direct_pair_logits(_kernel(), support.detach(), query[:1])[0]
+    winners = {int(torch.argmax(torch.where(labels == c, logits, -np.inf))) for c in range(3)}
+    touched = {i for i in range(5) if support.grad[i].abs().sum() > 0}
+    assert touched == winners
+
+
+def test_one_shot_bce_is_balanced_pairwise_bce():
+    """With one shot, OneHotLoss(bce, pos_weight=n_way-1) on the max scores is Koch's
+    pairwise binary cross-entropy with same and different pairs weighted equally."""
+    n_way, n_query = 4, 6
+    gen = torch.Generator().manual_seed(1)
+    support, query = torch.randn(n_way, 3, generator=gen), torch.randn(n_query, 3, generator=gen)
+    support_labels = torch.randperm(n_way, generator=gen)
+    query_labels = torch.randint(n_way, (n_query,), generator=gen)
+    kernel = _kernel()
+    loss = OneHotLoss("bce_with_logits", pos_weight=n_way - 1)(
+        kernel(support, support_labels, query), query_labels)
+
+    logits = _direct_pair_logits(kernel, support, query)  # (query, support sample)
+    same = query_labels[:, None] == support_labels[None, :]
+    same_pairs = -torch.log(torch.sigmoid(logits[same]))
+    different_pairs = -torch.log(1 - torch.sigmoid(logits[~same]))
+    assert len(same_pairs) == n_query and len(different_pairs) == n_query * (n_way - 1)
+    balanced = (n_way - 1) / n_way * (same_pairs.mean() + different_pairs.mean())
+    torch.testing.assert_close(loss, balanced)
+
+
+def test_kernel_errors(episode):
+    support, labels, query = episode
+    with pytest.raises(ValueError, match=r"embedding_dim=4\) got support embeddings of width 3"
+                                         r".*comparator__embedding_dim=3"):
+        SiameseKernel(4)(support, labels, query)
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        SiameseKernel(3, aggregation="mean")(support, labels, query)
+
+
+# -- the classifier ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def mlp():
+    torch.manual_seed(0)
+    return MLP(64, hidden_features=(32,), out_features=16)
+
+
+def _trained_like_kernel(dim=16, seed=0):
+    kernel = _kernel(dim, seed)
+    with torch.no_grad():
+        kernel.linear.weight.copy_(-torch.rand(1, dim) * 2)
+    return kernel
+
+
+@pytest.mark.parametrize("aggregation", ["sum", "max"])
+def test_probabilities_are_normalised_aggregated_kernel_values(digits, mlp, aggregation):
+    X, y = digits
+    kernel = _trained_like_kernel()
+    clf = SiameseClassifier(mlp, kernel, aggregation=aggregation).fit(X[:60], y[:60])
+    with torch.no_grad():
+        Z = mlp.eval()(torch.as_tensor(X[:80])).double()
+        w, b = kernel.linear.weight[0].double(), kernel.linear.bias.double()
+        k = torch.sigmoid((Z[60:, None, :] - Z[None, :60, :]).abs() @ w + b).numpy()
+    columns = [k[:, y[:60] == c] for c in clf.classes_]
+    agg = np.stack([c.sum(1) if aggregation == "sum" else c.max(1) for c in columns], 1)
+    proba = clf.predict_proba(X[60:80])
+    np.testing.assert_allclose(proba, agg / agg.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(clf.decision_function(X[60:80]), np.log(agg), rtol=1e-4)
+    np.testing.assert_array_equal(clf.predict(X[60:80]), clf.classes_[agg.argmax(1)])
+
+
+def test_default_kernel_is_minus_l1_and_built_for_the_width(digits):
+    X, y = digits
+    X = X.astype(np.float64)
+    clf = SiameseClassifier().fit(X[:40], y[:40])
+    assert clf.embedding_dim_ == 64 and clf.comparator_.embedding_dim == 64
+    assert clf.comparator_.linear.weight.dtype == torch.float64  # fitted on float64
+    k = 1 / (1 + np.exp(np.abs(X[40:50, None, :] - X[None, :40, :]).sum(-1)))
+    agg = np.stack([k[:, y[:40] == c].sum(1) for c in clf.classes_], 1)
+    np.testing.assert_allclose(clf.predict_proba(X[40:50]), agg / agg.sum(1, keepdims=True),
+                               rtol=1e-10)
+    # float32 queries on a float64 fit, and another width at the next fit.
+    assert clf.predict(X[40:50].astype(np.float32)).shape == (10,)
+    assert SiameseClassifier().fit(X[:40, :5], y[:40]).comparator_.embedding_dim == 5
+
+
+def test_raw_pixels_do_not_underflow(omniglot_small):
+    # L1 distances of raw 28x28 images are in the hundreds: every kernel value is 0 in
+    # float32, yet the probabilities are the normalised kernel sums.
+    X, y = omniglot_small.data.reshape(len(omniglot_small.data), -1), omniglot_small.target
+    support, query = np.flatnonzero(y < 5)[::4], np.flatnonzero(y < 5)[1::4]
+    clf = SiameseClassifier().fit(X[support], y[support])
+    proba = clf.predict_proba(X[query])
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert (clf.predict(X[query]) == y[query]).mean() > 0.4  # chance is 0.2
+
+
+def test_fit_leaves_encoder_and_comparator_untouched(digits, mlp):
+    X, y = digits
+    kernel = _trained_like_kernel()
+    mlp.train()
+    before = {k: v.clone() for k, v in [*mlp.state_dict().items(),
+                                       *kernel.state_dict().items()]}
+    clf = SiameseClassifier(mlp, kernel, aggregation="sum").fit(X[:50].astype(np.float64),
+                                                                y[:50])
+    clf.predict(X[50:60])
+    assert kernel.aggregation == "max" and mlp.training  # the copies were changed instead
+    assert clf.comparator_ is not kernel and clf.comparator_.aggregation == "log_sum"
+    assert not clf.comparator_.training and not clf.encoder_.training
+    for key, value in [*mlp.state_dict().items(), *kernel.state_dict().items()]:
+        assert torch.equal(value, before[key]) and value.dtype == torch.float32
+
+
+def test_queries_are_scored_independently(digits):
+    X, y = digits
+    torch.manual_seed(0)
+    encoder = Conv4(hidden_channels=8, out_channels=8)  # batch norm: must be in eval mode
+    images = np.repeat(np.repeat(X.reshape(-1, 1, 8, 8), 2, 2), 2, 3)  # 16x16
+    clf = SiameseClassifier(encoder, _trained_like_kernel(8), batch_size=7)
+    clf.fit(images[:50], y[:50])
+    together = clf.predict_proba(images[50:70])
+    alone = np.vstack([clf.predict_proba(images[i : i + 1]) for i in range(50, 70)])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-7)
+
+
+def test_clone_pipeline_cross_val_and_grid_search(digits, mlp):
+    X, y = digits
+    kernel = _trained_like_kernel()
+    clf = SiameseClassifier(mlp, kernel, aggregation="max")
+    cloned = clone(clf)
+    assert cloned.get_params()["aggregation"] == "max"
+    assert cloned.encoder is not mlp and cloned.comparator is not kernel
+
+    cv = EpisodicSplit(n_way=5, n_shot=1, n_query=10, n_episodes=30, random_state=0)
+    scores = cross_val_score(make_pipeline(StandardScaler(), SiameseClassifier()), X, y, cv=cv)
+    assert scores.shape == (30,) and scores.mean() > 0.6
+
+    cv = EpisodicSplit(n_way=5, n_shot=3, n_query=10, n_episodes=20, random_state=0)
+    search = GridSearchCV(clf, {"aggregation": ["sum", "max"]}, cv=cv, refit=False)
+    search.fit(X, y)
+    assert search.cv_results_["mean_test_score"].shape == (2,)
+    assert search.best_params_["aggregation"] in ("sum", "max")
+
+
+def test_joblib_round_trip_identical_predictions(tmp_path, digits, mlp):
+    X, y = digits
+    pipe = make_pipeline(EmbeddingTransformer(mlp),
+                         SiameseClassifier(None, _trained_like_kernel()))
+    for est in (SiameseClassifier(mlp, _trained_like_kernel()).fit(X[:50], y[:50]),
+                pipe.fit(X[:50], y[:50])):
+        path = tmp_path / "model.joblib"
+        joblib.dump(est, path)
+        loaded = joblib.load(path)
+        np.testing.assert_array_equal(loaded.predict(X[50:]), est.predict(X[50:]))
+        np.testing.assert_array_equal(loaded.predict_proba(X[50:]), est.predict_proba(X[50:]))
+
+
+X_IMG = np.random.RandomState(0).rand(20, 1, 28, 28).astype(np.float32)
+Y_IMG = np.arange(20) % 4
+X_NAN = X_IMG.copy()
+X_NAN[0, 0, 0, 0] = np.nan
+BAD_INPUT = {
+    "unknown aggregation": (SiameseClassifier(aggregation="mean"), np.ones((4, 2)),
+                            [0, 0, 1, 1], None, ValueError, "aggregation must be one of"),
+    "comparator that is not a SiameseKernel": (
+        SiameseClassifier(comparator=Prototypes()), np.ones((4, 2)), [0, 0, 1, 1], None,
+        TypeError, "comparator must be a SiameseKernel instance or None"),
+    "comparator width differs from the features": (
+        SiameseClassifier(comparator=SiameseKernel(64)), np.ones((4, 3)), [0, 0, 1, 1], None,
+        ValueError, (r"takes 64-dimensional embeddings \(embedding_dim=64\) but X has "
+                    r"3-dimensional ones.*comparator__embedding_dim=3")),
+    "comparator width differs from the encoder's": (
+        SiameseClassifier(Conv4(out_channels=16), SiameseKernel(64)), X_IMG, Y_IMG, None,
+        ValueError, "the encoder gives 16-dimensional ones.*comparator__embedding_dim=16"),
+    "NaN in query": (SiameseClassifier(Conv4()), X_IMG, Y_IMG, X_NAN, ValueError,
+                     "Input X contains NaN"),
+    "one-class support set": (SiameseClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
+                              ValueError, "only 1 class"),
+    "predict before fit": (SiameseClassifier(), None, None, np.ones((2, 2)), NotFittedError,
+                           "not fitted yet"),
+    "mismatched feature sizes": (SiameseClassifier(), np.ones((4, 3)), [0, 0, 1, 1],
+                                 np.ones((2, 5)), ValueError, "X has 5 features, but"),
+    "encoder that is not a module": (SiameseClassifier(encoder="conv4"), np.ones((4, 2)),
+                                     [0, 0, 1, 1], None, TypeError,
+                                     "encoder must be a torch.nn.Module instance"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
+def test_bad_input_table(case):
+    est, X, y, X_pred, error, message = BAD_INPUT[case]
+    est = clone(est)
+    with pytest.raises(error, match=message):
+        if X is not None:
+            est.fit(X, y)
+        est.predict(X_pred)
+
+
+# -- the learner ------------------------------------------------------------------------
+
+
+def _learner(**params):
+    defaults = {"encoder": MLP, "encoder__in_features": 64, "encoder__hidden_features": (32,),
+                "encoder__out_features": 16, "comparator__embedding_dim": 16, "n_way": 3,
+                "n_query": 3, "episodes_per_epoch": 10, "max_epochs": 2, "verbose": 0,
+                "random_state": 0}
+    return SiameseLearner(**{**defaults, **params})
+
+
+@pytest.fixture
+def base_novel(digits):
+    X, y = digits
+    base = y < 6
+    return X[base], y[base], X[~base], y[~base]
+
+
+def test_meta_training_improves_novel_class_accuracy(omniglot_small):
+    X, y = omniglot_small.data, omniglot_small.target
+    base = y < 100  # meta-train on 100 characters, test on the 36 others
+    params = {"encoder__hidden_channels": 16, "encoder__out_channels": 16,
+              "comparator__embedding_dim": 16, "n_way": 5, "n_query": 5,
+              "episodes_per_epoch": 30, "lr": 3e-3, "verbose": 0, "random_state": 0}
+    untrained = SiameseLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
+    trained = SiameseLearner(Conv4, max_epochs=2, **params).fit(X[base], y[base])
+    score = {"n_way": 5, "n_shot": 1, "n_query": 5, "n_episodes": 60}
+    before = untrained.score(X[~base], y[~base], **score)
+    after = trained.score(X[~base], y[~base], **score)
+    assert after > before + 0.1, (before, after)
+    assert trained.history_[-1, "train_loss"] < trained.history_[0, "train_loss"]
+
+
+def test_criterion_is_balanced_pairwise_bce_from_n_way(base_novel):
+    X_base, y_base, _, _ = base_novel
+    learner = _learner(n_way=4).fit(X_base, y_base)
+    assert learner.criterion_.loss == "bce_with_logits" and learner.criterion_.pos_weight == 3
+    learner.set_params(n_way=5)  # re-initialises the criterion of the fitted learner
+    assert learner.criterion_.pos_weight == 4
+    learner.partial_fit(X_base, y_base)
+    assert learner.criterion_.pos_weight == 4
+    explicit = _learner(criterion__pos_weight=1.0).fit(X_base, y_base)
+    assert explicit.criterion_.pos_weight == 1.0
+
+
+def test_several_shots_train_on_the_closest_pairs(base_novel):
+    X_base, y_base, X_novel, y_novel = base_novel
+    learner = _learner(n_shot=3, max_epochs=3).fit(X_base, y_base)
+    losses = learner.history_[:, "train_loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert 0 <= learner.score(X_novel, y_novel, n_episodes=20) <= 1
+
+
+def test_same_random_state_same_weights_and_different_seed_differs(base_novel):
+    X_base, y_base, _, _ = base_novel
+    a = _learner(random_state=3).fit(X_base, y_base).module_.state_dict()
+    b = _learner(random_state=3).fit(X_base, y_base).module_.state_dict()
+    c = _learner(random_state=4).fit(X_base, y_base).module_.state_dict()
+    assert any(key.startswith("comparator.") for key in a)
+    for key in a:
+        assert torch.equal(a[key], b[key])
+    assert any(not torch.equal(a[key], c[key]) for key in a)
+
+
+def test_to_classifier_scores_like_the_learner(base_novel):
+    X_base, y_base, X_novel, y_novel = base_novel
+    learner = _learner().fit(X_base, y_base)
+    clf = learner.to_classifier()
+    assert isinstance(clf, SiameseClassifier) and clf.aggregation == "max"
+    assert clf.comparator is not learner.comparator_ and clf.encoder is not learner.encoder_
+    cv = EpisodicSplit(n_way=3, n_shot=2, n_query=3, n_episodes=40,
+                       random_state=learner.random_state)
+    scores = cross_val_score(clf, X_novel, y_novel, cv=cv)
+    assert learner.score(X_novel, y_novel, n_shot=2, n_episodes=40) == pytest.approx(
+        scores.mean())
+    # Precomputed embeddings score the same episodes identically.
+    Z = EmbeddingTransformer(learner.encoder_).fit_transform(X_novel)
+    precomputed = cross_val_score(learner.to_classifier(encoder=None), Z, y_novel, cv=cv)
+    np.testing.assert_array_equal(precomputed, scores)
+    summed = cross_val_score(learner.to_classifier(aggregation="sum"), X_novel, y_novel, cv=cv)
+    assert summed.shape == (40,)
+
+
+def test_meta_learner_errors(base_novel):
+    X_base, y_base, _, _ = base_novel
+    with pytest.raises(ValueError, match=r"got support embeddings of width 16.*"
+                                         r"comparator__embedding_dim=16"):
+        _learner(comparator__embedding_dim=64).fit(X_base, y_base)
+    with pytest.raises(ValueError, match="aggregation must be 'max', got 'sum'"):
+        _learner(comparator__aggregation="sum").fit(X_base, y_base)
+    with pytest.raises(ValueError, match=r"training set.*only 6 of the 6 classes qualify"):
+        _learner(n_way=7).fit(X_base, y_base)
+    with pytest.raises(TypeError, match="meta-learner: it does not label samples"):
+        _learner().fit(X_base, y_base).predict(X_base)
