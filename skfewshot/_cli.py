@@ -1,6 +1,7 @@
 """The ``skfewshot`` command: meta-train a few-shot method and print the benchmark table."""
 
 import argparse
+import ast
 import json
 import sys
 import time
@@ -46,6 +47,18 @@ def _load(args):
     return X[base], y[base], X[~base], y[~base], {"encoder": MLP, "encoder__in_features": 64}
 
 
+def _param(text):
+    """``name=value`` of --param, the value read as a Python literal when it is one."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass  # a plain string
+    return name, value
+
+
 def _ints(text):
     return [int(v) for v in text.split(",")]
 
@@ -82,6 +95,10 @@ def build_parser():
                        help="training episodes' shots (default: the method's, 5 for protonet)")
     bench.add_argument("--train-query", type=int, default=None,
                        help="training episodes' queries (default: the method's, 5 for protonet)")
+    bench.add_argument("--param", type=_param, action="append", default=[],
+                       metavar="NAME=VALUE",
+                       help="any other learner parameter, e.g. --param scale=10 or "
+                       "--param encoder__hidden_channels=32 (repeatable)")
     bench.add_argument("--lr", type=float, default=1e-3)
     bench.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
                        help="cosine annealing of the learning rate over the epochs "
@@ -115,7 +132,7 @@ def benchmark(args, out=None):
         episodes_per_epoch=args.episodes_per_epoch, max_epochs=n_epochs, lr=args.lr,
         device=args.device, random_state=args.random_state, verbose=0 if args.quiet else 1,
         callbacks=callbacks, **{k: v for k, v in shape.items() if v is not None},
-        **encoder_params,
+        **encoder_params, **dict(args.param),
     )
     print(f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
           f"({len(y_base)} samples): {n_epochs * args.episodes_per_epoch} episodes of "

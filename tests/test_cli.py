@@ -29,3 +29,13 @@ def test_python_m_skfewshot_help():
     done = subprocess.run([sys.executable, "-m", "skfewshot", "benchmark", "--help"],
                           capture_output=True, text=True, check=True)
     assert "--method" in done.stdout and "--data-home" in done.stdout
+
+
+def test_param_flag_reads_literals_and_strings():
+    from skfewshot._cli import build_parser
+
+    args = build_parser().parse_args(
+        ["benchmark", "--param", "scale=10", "--param", "encoder__hidden_features=(16,)",
+         "--param", "distance=cosine"])
+    assert dict(args.param) == {"scale": 10, "encoder__hidden_features": (16,),
+                                "distance": "cosine"}

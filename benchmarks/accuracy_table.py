@@ -1,0 +1,39 @@
+"""Print the markdown accuracy table of the ``skfewshot benchmark --json`` results.
+
+Run::
+
+    python benchmarks/accuracy_table.py benchmarks/results/*_omniglot.json
+"""
+
+import json
+import sys
+
+PUBLISHED = {  # Omniglot 5w1s, 5w5s, 20w1s, 20w5s as published
+    "protonet": ("ProtoNet (Snell et al. 2017)", (98.8, 99.7, 96.0, 98.9)),
+    "matching": ("Matching Networks (Vinyals et al. 2016)", (98.1, 98.9, 93.8, 98.5)),
+    "relation": ("Relation Networks (Sung et al. 2018)", (99.6, 99.8, 97.6, 99.1)),
+    "siamese": ("Siamese Networks (Koch et al. 2015, as reported by Vinyals)",
+                (97.3, 98.4, 88.2, 97.0)),
+}
+SETTINGS = [(5, 1), (5, 5), (20, 1), (20, 5)]
+
+
+def main(paths):
+    print("| method | training | " + " | ".join(f"{w}-way {s}-shot" for w, s in SETTINGS)
+          + " |")
+    print("| --- | --- |" + " --- |" * len(SETTINGS))
+    for path in paths:
+        with open(path) as f:
+            result = json.load(f)
+        method = result.get("method", "protonet")
+        name, published = PUBLISHED[method]
+        rows = {(r["n_way"], r["n_shot"]): r for r in result["results"]}
+        cells = [f"{rows[s]['accuracy']:.2f} ± {rows[s]['ci95']:.2f} ({p})"
+                 for s, p in zip(SETTINGS, published)]
+        train = (f"{result['train_episodes']} episodes, "
+                 f"{result['train_seconds'] / 60:.1f} min")
+        print(f"| {name} | {train} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
