@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from conftest import TinyEncoder
+from conftest import TinyEncoder, expected_failed_checks
 from skfewshot import EmbeddingTransformer, PrototypicalClassifier
 
 ESTIMATORS = [
@@ -13,21 +13,11 @@ ESTIMATORS = [
     EmbeddingTransformer(TinyEncoder()),
 ]
 
-# Every expected failure carries its reason.
-_TORCH_HASH = (
-    "joblib.hash of a torch tensor differs from the hash of its deepcopy (the pickled "
-    "storage differs), so this check sees a changed encoder although fit leaves it "
-    "untouched; test_estimators.py::test_fit_leaves_encoder_untouched checks that directly."
-)
-EXPECTED_FAILED_CHECKS = {
-    repr(est): {"check_estimators_overwrite_params": _TORCH_HASH}
-    for est in ESTIMATORS
-    if est.encoder is not None
-}
+# conftest.expected_failed_checks gives every expected failure with its reason.
 
 
 @parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(repr(est), {})
+    ESTIMATORS, expected_failed_checks=expected_failed_checks
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

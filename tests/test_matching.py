@@ -12,7 +12,7 @@ from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
-from conftest import TinyEncoder
+from conftest import TinyEncoder, expected_failed_checks
 from skfewshot import MatchingClassifier
 from skfewshot.meta import MatchingNetLearner
 from skfewshot.model_selection import EpisodicSplit
@@ -50,20 +50,10 @@ ESTIMATORS = [
     MatchingClassifier(FoldEncoder(4), _fce(4, read_steps=2)),
 ]
 
-_TORCH_HASH = (
-    "joblib.hash of a torch tensor differs from the hash of its deepcopy (the pickled "
-    "storage differs), so this check sees a changed module although fit leaves it "
-    "untouched; test_fit_leaves_encoder_and_comparator_untouched checks that directly."
-)
-EXPECTED_FAILED_CHECKS = {
-    repr(est): {"check_estimators_overwrite_params": _TORCH_HASH}
-    for est in ESTIMATORS
-    if est.encoder is not None
-}
 
 
 @parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(repr(est), {})
+    ESTIMATORS, expected_failed_checks=expected_failed_checks
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -4,7 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TinyEncoder
+from conftest import TinyEncoder, expected_failed_checks
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -127,16 +127,11 @@ ESTIMATORS = [
     RelationClassifier(nn.Sequential(HashFeatures(8), nn.Unflatten(1, (2, 2, 2))),
                        distance_relation(2).double()),
 ]
-_TORCH_HASH = (
-    "joblib.hash of a torch tensor differs from the hash of its deepcopy (the pickled "
-    "storage differs), so this check sees a changed encoder or comparator although fit "
-    "leaves them untouched; test_fit_leaves_modules_untouched checks that directly."
-)
 
 
 @parametrize_with_checks(
     ESTIMATORS,
-    expected_failed_checks=lambda est: {"check_estimators_overwrite_params": _TORCH_HASH},
+    expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

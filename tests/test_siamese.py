@@ -4,7 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TinyEncoder
+from conftest import TinyEncoder, expected_failed_checks
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -26,20 +26,10 @@ ESTIMATORS = [
     SiameseClassifier(aggregation="max"),
     SiameseClassifier(TinyEncoder()),
 ]
-_TORCH_HASH = (
-    "joblib.hash of a torch tensor differs from the hash of its deepcopy (the pickled "
-    "storage differs), so this check sees a changed encoder although fit leaves it "
-    "untouched; test_fit_leaves_encoder_and_comparator_untouched checks that directly."
-)
-EXPECTED_FAILED_CHECKS = {
-    repr(est): {"check_estimators_overwrite_params": _TORCH_HASH}
-    for est in ESTIMATORS
-    if est.encoder is not None
-}
 
 
 @parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(repr(est), {})
+    ESTIMATORS, expected_failed_checks=expected_failed_checks
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
