@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-
 TORCH_HASH_REASON = (
     "joblib.hash of a torch tensor differs from the hash of its deepcopy (the pickled "
     "storage differs), so this check sees a changed module although fit leaves the "
@@ -20,6 +19,21 @@ def expected_failed_checks(estimator):
     if any(isinstance(module, nn.Module) for module in modules):
         return {"check_estimators_overwrite_params": TORCH_HASH_REASON}
     return {}
+
+
+def check_bad_input(case):
+    """Run one row of a bad-input table: fit (if X is given), then predict, must raise.
+
+    ``case`` is ``(estimator, X, y, X_predict, error, message)``; the estimator is cloned.
+    """
+    from sklearn.base import clone
+
+    est, X, y, X_pred, error, message = case
+    est = clone(est)
+    with pytest.raises(error, match=message):
+        if X is not None:
+            est.fit(X, y)
+        est.predict(X_pred)
 
 
 class TinyEncoder(nn.Module):

@@ -4,13 +4,13 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from conftest import TinyEncoder, check_bad_input
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from conftest import TinyEncoder
 from skfewshot import EmbeddingTransformer, PrototypicalClassifier
 from skfewshot.model_selection import EpisodicSplit
 from skfewshot.nn import MLP, Conv4
@@ -178,12 +178,7 @@ BAD_INPUT = {
 
 @pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
 def test_bad_input_table(case):
-    est, X, y, X_pred, error, message = BAD_INPUT[case]
-    est = clone(est)
-    with pytest.raises(error, match=message):
-        if X is not None:
-            est.fit(X, y)
-        est.predict(X_pred)
+    check_bad_input(BAD_INPUT[case])
 
 
 def test_too_few_samples_and_too_many_ways_in_episodic_cv(digits):

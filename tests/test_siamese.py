@@ -4,7 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TinyEncoder, expected_failed_checks
+from conftest import TinyEncoder, check_bad_input, expected_failed_checks
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -292,12 +292,7 @@ BAD_INPUT = {
 
 @pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
 def test_bad_input_table(case):
-    est, X, y, X_pred, error, message = BAD_INPUT[case]
-    est = clone(est)
-    with pytest.raises(error, match=message):
-        if X is not None:
-            est.fit(X, y)
-        est.predict(X_pred)
+    check_bad_input(BAD_INPUT[case])
 
 
 # -- the learner ------------------------------------------------------------------------
