@@ -1,6 +1,13 @@
 """skfewshot: few-shot learning (meta-learning) estimators for scikit-learn."""
 
 from ._embedding import EmbeddingTransformer
+from ._gradient import (
+    ANILClassifier,
+    LearnedOptimizerClassifier,
+    MAMLClassifier,
+    MetaSGDClassifier,
+    ReptileClassifier,
+)
 from ._matching import MatchingClassifier
 from ._prototypical import PrototypicalClassifier
 from ._relation import RelationClassifier
@@ -9,10 +16,15 @@ from ._siamese import SiameseClassifier
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ANILClassifier",
     "EmbeddingTransformer",
+    "LearnedOptimizerClassifier",
+    "MAMLClassifier",
     "MatchingClassifier",
+    "MetaSGDClassifier",
     "PrototypicalClassifier",
     "RelationClassifier",
+    "ReptileClassifier",
     "SiameseClassifier",
     "__version__",
 ]

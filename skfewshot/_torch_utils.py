@@ -55,6 +55,26 @@ def frozen_copy(module, device, *, name="encoder"):
     return channels_last(copy.deepcopy(module).to(device).eval())
 
 
+@contextlib.contextmanager
+def encoder_errors(encoder, shape, *, owner):
+    """Re-raise a RuntimeError from inside ``encoder`` as a ValueError naming the input shape."""
+    try:
+        yield
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{owner}: the encoder {type(encoder).__name__} failed on a batch of "
+            f"shape {tuple(shape)}. Check that X has the shape the encoder "
+            f"expects (e.g. (n_samples, channels, height, width) for Conv4). "
+            f"torch said: {exc}"
+        ) from exc
+
+
+def as_tensor(X, device):
+    """``X`` (an array) as a tensor on ``device``, without a copy where possible."""
+    X = np.ascontiguousarray(X)
+    return torch.from_numpy(X if X.flags.writeable else X.copy()).to(device)
+
+
 def embed(encoder, X, *, device, batch_size, owner):
     """Embed ``X`` in batches with ``encoder`` (inference mode) as a tensor.
 
@@ -62,22 +82,13 @@ def embed(encoder, X, *, device, batch_size, owner):
     With ``encoder=None`` the samples of ``X`` are the embeddings. Errors raised
     inside the encoder are re-raised as a ValueError naming the input shape.
     """
-    X = np.ascontiguousarray(X)
-    X = torch.from_numpy(X if X.flags.writeable else X.copy())
     if encoder is None:
-        return X.to(device)
+        return as_tensor(X, device)
+    X = as_tensor(X, "cpu")
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(X), batch_size):
             batch = X[start : start + batch_size].to(device, torch.float32)
-            try:
-                out = encoder(batch)
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"{owner}: the encoder {type(encoder).__name__} failed on a batch of "
-                    f"shape {tuple(batch.shape)}. Check that X has the shape the encoder "
-                    f"expects (e.g. (n_samples, channels, height, width) for Conv4). "
-                    f"torch said: {exc}"
-                ) from exc
-            chunks.append(out)
+            with encoder_errors(encoder, batch.shape, owner=owner):
+                chunks.append(encoder(batch))
     return torch.cat(chunks)

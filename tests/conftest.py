@@ -9,13 +9,13 @@ from torch import nn
 TORCH_HASH_REASON = (
     "joblib.hash of a torch tensor differs from the hash of its deepcopy (the pickled "
     "storage differs), so this check sees a changed module although fit leaves the "
-    "encoder and comparator untouched; each estimator's tests check that directly."
+    "encoder, comparator and rule untouched; each estimator's tests check that directly."
 )
 
 
 def expected_failed_checks(estimator):
     """The expected failures of scikit-learn's checks for ``estimator``, with reasons."""
-    modules = [getattr(estimator, name, None) for name in ("encoder", "comparator")]
+    modules = [getattr(estimator, name, None) for name in ("encoder", "comparator", "rule")]
     if any(isinstance(module, nn.Module) for module in modules):
         return {"check_estimators_overwrite_params": TORCH_HASH_REASON}
     return {}

@@ -17,25 +17,28 @@ from ._episodes import EpisodeLoader
 _MAX_SEED = np.iinfo(np.int32).max
 
 
-class EpisodicLearner(NeuralNet):
-    """Meta-train a few-shot model over episodes of a base data set.
+class BaseEpisodicLearner(NeuralNet):
+    """The training loop of every meta-learner: a skorch net whose batches are episodes.
 
-    The base class of every meta-learner: skorch's training loop (callbacks,
-    history, checkpoints, learning-rate schedules, devices) with episodes as
-    batches. A method plugs in a *comparator* and a loss: the learner builds
-    ``module(encoder=<encoder>, comparator=<comparator>)``, by default an
-    :class:`~skfewshot.nn.EpisodeModel`, which maps ``(support,
-    support_labels, query)`` to one row of class scores per query; the loss
-    compares those scores with the episode-local query labels.
+    skorch's loop (callbacks, history, checkpoints, learning-rate schedules,
+    devices) over episodes drawn by the one
+    :class:`~skfewshot.model_selection.EpisodeSampler`. The ``module``
+    maps an episode ``(support, support_labels, query)`` to one row of
+    class scores per query, and ``criterion`` compares them with the
+    episode-local query labels. A subclass names its *components*
+    (``encoder`` and e.g. ``comparator`` or ``rule``), torch modules given
+    as classes (configured with ``<component>__*`` parameters) or
+    instances (copied), and builds the module from them in
+    :meth:`_module_components`. Use :class:`EpisodicLearner` for an
+    encoder and a comparator, or the gradient-based learners such as
+    :class:`MAMLLearner`.
 
     Parameters
     ----------
-    comparator : torch.nn.Module class or instance
-        Scores queries against the support set from their embeddings, e.g.
-        :class:`skfewshot.nn.Prototypes`. A class is instantiated with the
-        ``comparator__*`` parameters; an instance is copied.
+    module : type of torch.nn.Module
+        The episode model, built as ``module(**components, **module_params)``.
     criterion : type of torch.nn.Module
-        The loss between the scores and the episode-local query labels.
+        The loss between the module's output and the episode-local query labels.
     encoder : torch.nn.Module class or instance, default=Conv4
         The backbone being meta-trained. A class is instantiated with the
         ``encoder__*`` parameters; an instance is copied.
@@ -43,6 +46,10 @@ class EpisodicLearner(NeuralNet):
         The training episodes: classes, support and query samples per class.
     episodes_per_epoch : int, default=100
         Training episodes per epoch.
+    meta_batch_size : int, default=1
+        Episodes per meta-update: their losses are averaged (each episode's
+        gradient is accumulated as soon as it is computed, so memory holds
+        one episode's graph at a time).
     valid_episodes : int, default=100
         Validation episodes per epoch, the same ones at every epoch, when
         ``train_split`` yields a validation set (of held-out classes, see
@@ -60,12 +67,10 @@ class EpisodicLearner(NeuralNet):
         skorch's ``train_split``; None trains on everything, without
         validation. Use :class:`ValidClassSplit` to hold out classes, or
         ``skorch.helper.predefined_split(Dataset(X_val, y_val))``.
-    module : type of torch.nn.Module, default=EpisodeModel
-        Built as ``module(encoder=..., comparator=..., **module_params)``.
     **kwargs
         Any other :class:`skorch.NeuralNet` parameter (``callbacks``,
         ``device``, ``verbose``, ...) and prefixed parameters
-        (``encoder__*``, ``comparator__*``, ``optimizer__*``, ``callbacks__*``).
+        (``encoder__*``, ``optimizer__*``, ``callbacks__*``, ...).
 
     Attributes
     ----------
@@ -73,26 +78,26 @@ class EpisodicLearner(NeuralNet):
         The meta-trained episode model.
     encoder_ : torch.nn.Module
         The meta-trained encoder.
-    comparator_ : torch.nn.Module
-        The meta-trained comparator.
     history_ : skorch.history.History
         Per-epoch losses and episodic accuracies (``train_acc``, ``valid_acc``).
     """
 
-    prefixes_ = NeuralNet.prefixes_ + ["encoder", "comparator"]
+    #: The torch-module parameters of the learner, each with a ``<name>__*`` prefix.
+    components = ("encoder",)
+    prefixes_ = NeuralNet.prefixes_ + ["encoder"]
 
-    def __init__(self, comparator, criterion, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5,
-                 episodes_per_epoch=100, valid_episodes=100, random_state=None,
-                 optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, train_split=None,
-                 module=EpisodeModel, **kwargs):
+    def __init__(self, module, criterion, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5,
+                 episodes_per_epoch=100, meta_batch_size=1, valid_episodes=100,
+                 random_state=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30,
+                 train_split=None, **kwargs):
         super().__init__(module, criterion, optimizer=optimizer, lr=lr, max_epochs=max_epochs,
                          train_split=train_split, **kwargs)
-        self.comparator = comparator
         self.encoder = encoder
         self.n_way = n_way
         self.n_shot = n_shot
         self.n_query = n_query
         self.episodes_per_epoch = episodes_per_epoch
+        self.meta_batch_size = meta_batch_size
         self.valid_episodes = valid_episodes
         self.random_state = random_state
 
@@ -113,10 +118,6 @@ class EpisodicLearner(NeuralNet):
         """Defaults of the encoder's constructor for this method (``encoder__*`` win)."""
         return {}
 
-    def _comparator_params(self):
-        """Constructor arguments of the comparator that the learner's own parameters set."""
-        return {}
-
     def _build(self, name, defaults=None):
         """Instantiate the ``encoder`` or ``comparator`` parameter (class or instance)."""
         component = getattr(self, name)
@@ -135,26 +136,28 @@ class EpisodicLearner(NeuralNet):
             f"{name} must be a torch.nn.Module class or instance, got {component!r}."
         )
 
+    def _module_components(self):
+        """The keyword arguments ``module`` is built with (before ``module__*``)."""
+        raise NotImplementedError
+
     def initialize_module(self):
         module = self.initialized_instance(self.module, {
-            "encoder": self._build("encoder", self._encoder_params()),
-            "comparator": self._build("comparator", self._comparator_params()),
-            **self.get_params_for("module"),
+            **self._module_components(), **self.get_params_for("module"),
         })
         self.module_ = channels_last(module)
         return self
 
     def set_params(self, **kwargs):
         own = {k: kwargs.pop(k) for k in list(kwargs)
-               if k.startswith(("encoder__", "comparator__"))}
+               if k.startswith(tuple(f"{name}__" for name in self.components))}
         for key, value in own.items():
             setattr(self, key, value)
             self._params_to_validate.add(key)
         super().set_params(**kwargs)
         if own and self.initialized_:
             self._validate_params()
-            self._initialize_module(reason="Re-initializing module because encoder or "
-                                           "comparator parameters changed.")
+            self._initialize_module(reason="Re-initializing module because parameters of "
+                                           f"its components {self.components} changed.")
             self._initialize_criterion()
             self._initialize_optimizer()
         return self
@@ -164,12 +167,6 @@ class EpisodicLearner(NeuralNet):
         """The meta-trained encoder."""
         self.check_is_fitted()
         return self.module_.encoder
-
-    @property
-    def comparator_(self):
-        """The meta-trained comparator."""
-        self.check_is_fitted()
-        return self.module_.comparator
 
     # -- data -------------------------------------------------------------
 
@@ -197,8 +194,13 @@ class EpisodicLearner(NeuralNet):
         afresh each epoch, validation episodes are the same at every epoch."""
         X = torch.from_numpy(np.asarray(dataset.X, dtype=np.float32))
         if training:
+            size = self.meta_batch_size
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+                raise ValueError(f"{type(self).__name__}: meta_batch_size must be a positive "
+                                 f"integer, got {size!r}.")
             sampler = self._sampler(dataset.y, what="training set")
-            return EpisodeLoader(X, sampler, self.episodes_per_epoch, self._train_rng_)
+            return EpisodeLoader(X, sampler, self.episodes_per_epoch, self._train_rng_,
+                                 meta_batch_size=self.meta_batch_size)
         X_valid, y_valid = self._validate_base_data(dataset.X, dataset.y)
         sampler = self._sampler(y_valid, what="validation set")
         return EpisodeLoader(torch.from_numpy(X_valid), sampler, self.valid_episodes,
@@ -244,14 +246,42 @@ class EpisodicLearner(NeuralNet):
         x = x.to(self.device)
         return self.module_(x.support, x.support_labels, x.query, **fit_params)
 
+    def train_step_single(self, batch, **fit_params):
+        """Forward and backward passes over one meta-batch of episodes.
+
+        The loss is the mean over the meta-batch's episodes; each episode's
+        share of the gradient is accumulated right after its forward pass.
+        """
+        self._set_training(True)
+        episodes, targets = batch
+        losses, y_preds = [], []
+        for episode, y_true in zip(episodes, targets):
+            y_pred = self.infer(episode, **fit_params)
+            loss = self.get_loss(y_pred, y_true, X=episode, training=True)
+            (loss / len(episodes)).backward()
+            losses.append(loss.detach())
+            y_preds.append(y_pred)
+        return {"loss": torch.stack(losses).mean(), "y_pred": y_preds}
+
+    @staticmethod
+    def _scores(y_pred):
+        """The class scores in a module's output (the first item of a tuple)."""
+        return y_pred[0] if isinstance(y_pred, tuple) else y_pred
+
     def episode_accuracy(self, y_pred, y_true):
-        """Fraction of an episode's queries whose highest output is the true class."""
+        """Fraction of an episode's queries whose highest score is the true class."""
+        y_pred = self._scores(y_pred)
         return (y_pred.argmax(1) == y_true.to(y_pred.device)).float().mean().item()
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
-        if y_pred is not None:
-            name = "train_acc" if training else "valid_acc"
-            self.history.record_batch(name, self.episode_accuracy(y_pred, batch[1]))
+        if y_pred is None:
+            return
+        name = "train_acc" if training else "valid_acc"
+        if training:  # a meta-batch of episodes
+            accuracy = np.mean([self.episode_accuracy(p, y) for p, y in zip(y_pred, batch[1])])
+        else:
+            accuracy = self.episode_accuracy(y_pred, batch[1])
+        self.history.record_batch(name, float(accuracy))
 
     # -- evaluation -------------------------------------------------------
 
@@ -307,19 +337,87 @@ class EpisodicLearner(NeuralNet):
         ----------
         **params : dict
             Classifier parameters. ``device`` and the method's options default
-            to the learner's; ``encoder`` (and ``comparator``, for classifiers
-            that take one) to copies of ``encoder_`` and ``comparator_``. Pass
-            ``encoder=None`` for a classifier of precomputed embeddings.
+            to the learner's; ``encoder`` (and ``comparator`` or ``rule``, for
+            classifiers that take one) to evaluation-mode copies of the
+            meta-trained ones. Pass ``encoder=None`` for a classifier of
+            precomputed embeddings.
 
         Returns
         -------
         classifier
             Unfitted: ``fit`` it on a support set.
         """
+        self.check_is_fitted()
         params = {"device": self.device, **self._classifier_params(), **params}
-        if "encoder" not in params:
-            params["encoder"] = copy.deepcopy(self.encoder_).eval()
         accepted = self.classifier_class().get_params()
-        if "comparator" in accepted and "comparator" not in params:
-            params["comparator"] = copy.deepcopy(self.comparator_).eval()
+        for name in self.components:
+            if name in accepted and name not in params:
+                params[name] = copy.deepcopy(getattr(self.module_, name)).eval()
         return self.classifier_class(**params)
+
+
+class EpisodicLearner(BaseEpisodicLearner):
+    """Meta-train an encoder and a comparator over episodes of a base data set.
+
+    The base of the metric-based learners. A method plugs in a *comparator*
+    and a loss: the learner builds ``module(encoder=<encoder>,
+    comparator=<comparator>)``, by default an
+    :class:`~skfewshot.nn.EpisodeModel`, which maps ``(support,
+    support_labels, query)`` to one row of class scores per query; the loss
+    compares those scores with the episode-local query labels. The
+    training loop is :class:`BaseEpisodicLearner`'s.
+
+    Parameters
+    ----------
+    comparator : torch.nn.Module class or instance
+        Scores queries against the support set from their embeddings, e.g.
+        :class:`skfewshot.nn.Prototypes`. A class is instantiated with the
+        ``comparator__*`` parameters; an instance is copied.
+    criterion : type of torch.nn.Module
+        The loss between the scores and the episode-local query labels.
+    encoder : torch.nn.Module class or instance, default=Conv4
+        The backbone being meta-trained. A class is instantiated with the
+        ``encoder__*`` parameters; an instance is copied.
+    module : type of torch.nn.Module, default=EpisodeModel
+        Built as ``module(encoder=..., comparator=..., **module_params)``.
+    **kwargs
+        The training parameters of :class:`BaseEpisodicLearner` (``n_way``,
+        ``n_shot``, ``n_query``, ``episodes_per_epoch``, ``meta_batch_size``,
+        ``max_epochs``, ``lr``, ``random_state``, ``train_split``, ...), any
+        other :class:`skorch.NeuralNet` parameter, and prefixed parameters
+        (``encoder__*``, ``comparator__*``, ``optimizer__*``, ``callbacks__*``).
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The meta-trained episode model.
+    encoder_ : torch.nn.Module
+        The meta-trained encoder.
+    comparator_ : torch.nn.Module
+        The meta-trained comparator.
+    history_ : skorch.history.History
+        Per-epoch losses and episodic accuracies (``train_acc``, ``valid_acc``).
+    """
+
+    components = ("encoder", "comparator")
+    prefixes_ = NeuralNet.prefixes_ + ["encoder", "comparator"]
+
+    def __init__(self, comparator, criterion, encoder=Conv4, *, module=EpisodeModel, **kwargs):
+        super().__init__(module, criterion, encoder, **kwargs)
+        self.comparator = comparator
+
+    def _comparator_params(self):
+        """Constructor arguments of the comparator that the learner's own parameters set."""
+        return {}
+
+    def _module_components(self):
+        return {
+            "encoder": self._build("encoder", self._encoder_params()),
+            "comparator": self._build("comparator", self._comparator_params()),
+        }
+
+    @property
+    def comparator_(self):
+        """The meta-trained comparator."""
+        self.check_is_fitted()
+        return self.module_.comparator

@@ -47,18 +47,26 @@ class EpisodeLoader:
         Episodes per pass.
     random_state : int or numpy.random.RandomState
         Source of the episodes.
+    meta_batch_size : int or None, default=None
+        None yields single episodes. An integer yields meta-batches, each a
+        pair of lists ``([Episode, ...], [query_labels, ...])`` of that many
+        episodes (the last one may be shorter); ``len`` is then the number
+        of meta-batches.
     """
 
-    def __init__(self, X, sampler, n_episodes, random_state):
+    def __init__(self, X, sampler, n_episodes, random_state, meta_batch_size=None):
         self.X = X
         self.sampler = sampler
         self.n_episodes = n_episodes
         self.random_state = random_state
+        self.meta_batch_size = meta_batch_size
 
     def __len__(self):
-        return self.n_episodes
+        if self.meta_batch_size is None:
+            return self.n_episodes
+        return int(np.ceil(self.n_episodes / self.meta_batch_size))
 
-    def __iter__(self):
+    def _episodes(self):
         rng = self.random_state
         if not isinstance(rng, np.random.RandomState):
             rng = np.random.RandomState(rng)
@@ -70,6 +78,20 @@ class EpisodeLoader:
                 self.X[torch.from_numpy(query)],
             )
             yield episode, torch.from_numpy(query_labels)
+
+    def __iter__(self):
+        if self.meta_batch_size is None:
+            yield from self._episodes()
+            return
+        episodes, labels = [], []
+        for episode, query_labels in self._episodes():
+            episodes.append(episode)
+            labels.append(query_labels)
+            if len(episodes) == self.meta_batch_size:
+                yield episodes, labels
+                episodes, labels = [], []
+        if episodes:
+            yield episodes, labels
 
 
 class ValidClassSplit:

@@ -38,3 +38,19 @@ class OneHotLoss(nn.Module):
                                          device=scores.device)
         return nn.functional.binary_cross_entropy_with_logits(scores, target,
                                                               pos_weight=pos_weight)
+
+
+class ReptileLoss(nn.Module):
+    """The outer loss of Reptile, or the query cross-entropy when there is none.
+
+    Takes the output of :class:`~skfewshot.nn.ReptileAdaptation`: in
+    training, a pair ``(query_logits, distance)``, whose loss is the
+    distance (the labels are unused); in evaluation, query logits, whose
+    loss is their cross-entropy (so validation losses are comparable with
+    the other methods').
+    """
+
+    def forward(self, output, labels):
+        if isinstance(output, tuple):
+            return output[1]
+        return nn.functional.cross_entropy(output, labels)

@@ -1,0 +1,369 @@
+"""Few-shot classifiers whose fit adapts a copy of a network to the support set."""
+
+import numbers
+
+import torch
+from torch import nn
+
+from ._base import FewShotClassifier
+from ._torch_utils import as_tensor, encoder_errors, frozen_copy, torch_seed
+from .nn._adaptation import (
+    GradientAdaptation,
+    GradientStep,
+    MetaLearnerLSTM,
+    check_adaptation_options,
+)
+
+
+class GradientClassifier(FewShotClassifier):
+    """Base class of the classifiers that adapt weights to the support set.
+
+    ``fit`` copies ``encoder`` (the meta-learned weights are never
+    changed), puts a linear head sized to the support set's classes on it
+    and adapts the copy to the support set with ``n_steps`` updates of an
+    update rule (:class:`~skfewshot.nn.GradientAdaptation`, first order:
+    no meta-gradient is needed here). ``predict``, ``predict_proba`` and
+    ``decision_function`` use the adapted weights. Batch-norm layers
+    normalise with the support set's statistics, so each query is scored
+    independently of the others, unless ``transductive=True``. With
+    ``encoder=None`` the samples are the embeddings and only the head is
+    trained (a logistic regression by ``n_steps`` gradient steps).
+
+    Subclasses set the parameters ``encoder``, ``n_steps``, ``head_init``,
+    ``transductive``, ``device``, ``batch_size`` and implement
+    :meth:`_rule`.
+
+    Attributes
+    ----------
+    model_ : skfewshot.nn.GradientAdaptation
+        The frozen copies of the encoder and the rule.
+    adapted_ : dict of str to torch.Tensor
+        The adapted tensors: ``"head.weight"``, ``"head.bias"`` and, when the
+        encoder is adapted, ``"encoder.<name>"``.
+    support_ : torch.Tensor
+        The support samples (their statistics normalise the queries).
+    """
+
+    #: What is adapted: "all" (encoder and head) or "head".
+    _adapt = "all"
+
+    def _rule(self):
+        """The update rule (a torch module) the adaptation uses."""
+        raise NotImplementedError
+
+    def _lr_scale(self):
+        """Multiplier of the rule's step sizes."""
+        return 1.0
+
+    def _check_params(self):
+        owner = type(self).__name__
+        check_adaptation_options(steps=self.n_steps, adapt=self._adapt, head_init=self.head_init,
+                                 owner=owner, steps_name="n_steps")
+        if self.batch_size is None or isinstance(self.batch_size, bool) or not isinstance(
+                self.batch_size, numbers.Integral) or self.batch_size < 1:
+            raise ValueError(f"{owner}: batch_size must be a positive integer, "
+                             f"got {self.batch_size!r}.")
+
+    def _embed(self, X):
+        # The network runs inside the adaptation; the samples stay as they are.
+        return as_tensor(X, self._device)
+
+    def _fit_support(self, support, labels, n_classes):
+        encoder = nn.Identity() if self.encoder_ is None else self.encoder_
+        model = GradientAdaptation(encoder, self._rule(), steps=self.n_steps, first_order=True,
+                                   adapt=self._adapt, head_init=self.head_init,
+                                   transductive=self.transductive)
+        # Without an encoder the samples may be float64: the rule follows their dtype.
+        model = model.to(self._device, support.dtype).eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model_ = model
+        self.support_ = support
+        with torch.enable_grad(), self._errors(support):
+            params = model.adapt_to(support, labels, scale=self._lr_scale())
+        self.adapted_ = {name: p.detach() for name, p in params.items()}
+
+    def _errors(self, batch):
+        return encoder_errors(self.model_.encoder, batch.shape, owner=type(self).__name__)
+
+    def _scores(self, query):
+        with torch.no_grad(), self._errors(query):
+            if self.transductive:
+                return self.model_.query_logits(self.adapted_, self.support_, query)
+            return torch.cat([
+                self.model_.query_logits(self.adapted_, self.support_,
+                                         query[start : start + self.batch_size])
+                for start in range(0, len(query), self.batch_size)
+            ])
+
+
+_PARAMETERS = """
+    n_steps : int, default={n_steps}
+        Gradient steps on the support set at ``fit``.
+    head_init : {{"zero", "prototypes"}}, default="zero"
+        The head's initial weights: zero, or ``W_k = 2 c_k``, ``b_k = -|c_k|^2``
+        from the class means ``c_k`` of the support embeddings, so that before
+        any step the classifier is a prototypical network.
+    transductive : bool, default=False
+        False normalises the queries with the support set's batch-norm
+        statistics: each query's prediction depends on the support set and on
+        itself only. True uses the statistics of the queries passed together
+        (as the original MAML code), making predictions depend on the batch.
+    device : str or torch.device, default="cpu"
+        Where the network runs.
+    batch_size : int, default=256
+        Queries scored at once (the support set is passed with each batch).
+
+"""
+
+
+class MAMLClassifier(GradientClassifier):
+    """Few-shot classifier that fine-tunes a copy of a network on the support set (MAML).
+
+    ``fit`` takes the support set: it copies ``encoder`` (normally a
+    meta-learned initialisation, the ``encoder_`` of a
+    :class:`~skfewshot.meta.MAMLLearner`), adds a linear head with one
+    output per support class and takes ``n_steps`` gradient steps of rate
+    ``inner_lr`` on the support set's cross-entropy, updating the copy's
+    encoder and head. The meta-learned weights never change. Queries are
+    scored by the adapted network; ``predict_proba`` is its softmax.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module or None, default=None
+        The initial weights of the network body, e.g. ``learner.encoder_``.
+        Copied at fit. With None the samples are the features and only the
+        head is trained.
+    inner_lr : float, default=0.4
+        Learning rate of the steps.
+    {parameters}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The support set's class labels.
+    model_ : skfewshot.nn.GradientAdaptation
+        The frozen copies of the encoder and the update rule.
+    adapted_ : dict of str to torch.Tensor
+        The weights after adaptation.
+    n_features_in_ : int
+        Number of features (for images, channels) seen during fit.
+
+    See Also
+    --------
+    ANILClassifier : Adapt the head only (also on precomputed embeddings).
+    skfewshot.meta.MAMLLearner : Meta-learn the initialisation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skfewshot import MAMLClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MAMLClassifier(inner_lr=0.1, n_steps=20).fit(X[:100] / 16, y[:100])
+    >>> clf.predict(X[100:105] / 16)
+    array([4, 0, 5, 3, 6])
+    """
+
+    def __init__(self, encoder=None, *, inner_lr=0.4, n_steps=10, head_init="zero",
+                 transductive=False, device="cpu", batch_size=256):
+        self.encoder = encoder
+        self.inner_lr = inner_lr
+        self.n_steps = n_steps
+        self.head_init = head_init
+        self.transductive = transductive
+        self.device = device
+        self.batch_size = batch_size
+
+    def _check_params(self):
+        super()._check_params()
+        if not isinstance(self.inner_lr, numbers.Real) or not self.inner_lr > 0:
+            raise ValueError(f"{type(self).__name__}: inner_lr must be a positive number, "
+                             f"got {self.inner_lr!r}.")
+
+    def _rule(self):
+        return GradientStep(lr=float(self.inner_lr))
+
+
+class ANILClassifier(MAMLClassifier):
+    """Few-shot classifier that trains a linear head on a frozen network (ANIL).
+
+    "Almost no inner loop" (Raghu et al. 2020): ``fit`` embeds the support
+    set with a copy of ``encoder`` (e.g. the ``encoder_`` of an
+    :class:`~skfewshot.meta.ANILLearner`) and trains a linear head, one
+    output per class, by ``n_steps`` gradient steps of rate ``inner_lr``;
+    the encoder is not adapted. With ``encoder=None`` it works on
+    precomputed embeddings.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module or None, default=None
+        The frozen network body. None: the samples are the embeddings.
+    inner_lr : float, default=0.4
+        Learning rate of the head's steps.
+    {parameters}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The support set's class labels.
+    model_ : skfewshot.nn.GradientAdaptation
+        The frozen copy of the encoder and the update rule.
+    adapted_ : dict of str to torch.Tensor
+        The trained head.
+    n_features_in_ : int
+        Number of features (for images, channels) seen during fit.
+    """
+
+    _adapt = "head"
+
+
+class ReptileClassifier(MAMLClassifier):
+    """Few-shot classifier that fine-tunes a Reptile initialisation on the support set.
+
+    The same adaptation as :class:`MAMLClassifier` (``n_steps`` gradient
+    steps of rate ``inner_lr`` on a copy of the encoder and a new head),
+    with defaults for an initialisation meta-learned by
+    :class:`~skfewshot.meta.ReptileLearner`, which is fine-tuned for more
+    steps than MAML's.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module or None, default=None
+        The initial weights of the network body, e.g. ``learner.encoder_``.
+    inner_lr : float, default=0.1
+        Learning rate of the steps.
+    {parameters}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The support set's class labels.
+    model_ : skfewshot.nn.GradientAdaptation
+        The frozen copies of the encoder and the update rule.
+    adapted_ : dict of str to torch.Tensor
+        The weights after adaptation.
+    n_features_in_ : int
+        Number of features (for images, channels) seen during fit.
+    """
+
+    def __init__(self, encoder=None, *, inner_lr=0.1, n_steps=20, head_init="zero",
+                 transductive=False, device="cpu", batch_size=256):
+        super().__init__(encoder, inner_lr=inner_lr, n_steps=n_steps, head_init=head_init,
+                         transductive=transductive, device=device, batch_size=batch_size)
+
+
+class _RuleClassifier(GradientClassifier):
+    """A gradient classifier whose update rule is a (meta-learned) module parameter."""
+
+    def _default_rule(self):
+        raise NotImplementedError
+
+    def _rule(self):
+        rule = self.rule
+        if rule is None:
+            with torch_seed(0):  # deterministic default weights
+                rule = self._default_rule()
+        return frozen_copy(rule, self._device, name="rule")
+
+
+class MetaSGDClassifier(_RuleClassifier):
+    """Few-shot classifier that adapts with meta-learned per-parameter learning rates (Meta-SGD).
+
+    ``fit`` copies ``encoder`` and adds a new linear head, then takes
+    ``n_steps`` steps ``p <- p - lr_scale * rates * grad`` on the support
+    set's cross-entropy, with the rates of ``rule`` (the ``rule_`` of a
+    :class:`~skfewshot.meta.MetaSGDLearner`: one per coordinate). The
+    meta-learned weights and rates never change.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module or None, default=None
+        The meta-learned initialisation, e.g. ``learner.encoder_``.
+    rule : skfewshot.nn.GradientStep or None, default=None
+        The meta-learned rates, ``learner.rule_``. None: one rate, 0.4, for
+        everything (MAML's step).
+    lr_scale : float, default=1.0
+        Multiplies the rates (1 takes them as meta-learned).
+    {parameters}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The support set's class labels.
+    model_ : skfewshot.nn.GradientAdaptation
+        The frozen copies of the encoder and the rule.
+    adapted_ : dict of str to torch.Tensor
+        The weights after adaptation.
+    n_features_in_ : int
+        Number of features (for images, channels) seen during fit.
+    """
+
+    def __init__(self, encoder=None, rule=None, *, lr_scale=1.0, n_steps=1, head_init="zero",
+                 transductive=False, device="cpu", batch_size=256):
+        self.encoder = encoder
+        self.rule = rule
+        self.lr_scale = lr_scale
+        self.n_steps = n_steps
+        self.head_init = head_init
+        self.transductive = transductive
+        self.device = device
+        self.batch_size = batch_size
+
+    def _check_params(self):
+        super()._check_params()
+        if not isinstance(self.lr_scale, numbers.Real) or not self.lr_scale > 0:
+            raise ValueError(f"{type(self).__name__}: lr_scale must be a positive number, "
+                             f"got {self.lr_scale!r}.")
+
+    def _default_rule(self):
+        return GradientStep(lr=0.4)
+
+    def _lr_scale(self):
+        return float(self.lr_scale)
+
+
+class LearnedOptimizerClassifier(_RuleClassifier):
+    """Few-shot classifier that adapts with a learned optimizer.
+
+    ``fit`` copies ``encoder``, adds a new linear head and lets ``rule``, an
+    optimizer network meta-trained by
+    :class:`~skfewshot.meta.LearnedOptimizerLearner` (the meta-learner LSTM
+    of Ravi & Larochelle 2017, or the LSTM optimizer of Andrychowicz et al.
+    2016), update them for ``n_steps`` steps from the support set's
+    gradients and losses. The meta-learned weights never change.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module or None, default=None
+        The meta-learned initialisation, e.g. ``learner.encoder_``.
+    rule : torch.nn.Module or None, default=None
+        The meta-trained optimizer, ``learner.rule_``. None: an untrained
+        :class:`~skfewshot.nn.MetaLearnerLSTM`, which starts as gradient
+        descent with a small rate.
+    {parameters}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The support set's class labels.
+    model_ : skfewshot.nn.GradientAdaptation
+        The frozen copies of the encoder and the rule.
+    adapted_ : dict of str to torch.Tensor
+        The weights after adaptation.
+    n_features_in_ : int
+        Number of features (for images, channels) seen during fit.
+    """
+
+    def __init__(self, encoder=None, rule=None, *, n_steps=5, head_init="zero",
+                 transductive=False, device="cpu", batch_size=256):
+        self.encoder = encoder
+        self.rule = rule
+        self.n_steps = n_steps
+        self.head_init = head_init
+        self.transductive = transductive
+        self.device = device
+        self.batch_size = batch_size
+
+    def _default_rule(self):
+        return MetaLearnerLSTM()
+
+
+for _cls, _n_steps in ((MAMLClassifier, 10), (ANILClassifier, 10), (ReptileClassifier, 20),
+                       (MetaSGDClassifier, 1), (LearnedOptimizerClassifier, 5)):
+    _cls.__doc__ = _cls.__doc__.replace("    {parameters}\n",
+                                        _PARAMETERS.format(n_steps=_n_steps).lstrip("\n"))

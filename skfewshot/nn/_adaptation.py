@@ -1,0 +1,476 @@
+"""Gradient-based adaptation to a support set, with ``torch.func`` (MAML and its family).
+
+A :class:`GradientAdaptation` model takes an episode ``(support,
+support_labels, query)``: it puts a linear head sized to the episode's
+classes on an encoder, adapts the encoder and the head (or the head alone)
+to the support set by a few steps of an *update rule*, and returns the
+query logits of the adapted network. The meta-parameters (the encoder's
+initial weights and the rule's own weights) are never changed in place:
+the adapted weights are new tensors, functions of the meta-parameters, so
+the query loss differentiates through the adaptation (second order) or,
+with ``first_order=True``, through the last update only.
+
+Update rules are modules with ``init_state(params)`` and ``forward(params,
+grads, loss, state) -> (params, state)`` over a dict of named tensors:
+
+* :class:`GradientStep`: ``p - lr * grad``, with a fixed rate (MAML) or
+  meta-learned per-parameter rates (Meta-SGD);
+* :class:`LSTMOptimizer`: the coordinate-wise LSTM of Andrychowicz et al.
+  (2016), which outputs the update;
+* :class:`MetaLearnerLSTM`: the LSTM of Ravi & Larochelle (2017) whose
+  cell state is the learner's parameters.
+
+They know nothing of scikit-learn.
+"""
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value
+from torch.nn import functional as F
+
+from ._heads import n_classes
+
+HEAD_INITS = ("zero", "prototypes")
+ADAPTS = ("all", "head")
+
+
+# -- batch normalisation from the support set ------------------------------------------------
+
+
+@contextlib.contextmanager
+def batch_statistics_from(module, n):
+    """Normalise every batch-norm layer's input with the statistics of its first ``n`` rows.
+
+    Inside the block, each :class:`torch.nn.modules.batchnorm._BatchNorm` of
+    ``module`` normalises its whole input with the mean and (biased)
+    variance of the first ``n`` samples, computed in the autograd graph
+    like training-mode batch norm, and never reads or updates the running
+    statistics. With the support set first, the queries are normalised with
+    the support set's statistics (MetaBN in Bronskill et al. 2020,
+    "TaskNorm"): each query's output depends on the support set and on
+    itself only. The layers are put in evaluation mode for the block, so
+    their own computation has no side effects; the output is replaced by a
+    forward hook.
+    """
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = [layer.training for layer in layers]
+    handles = []
+
+    def normalise(layer, args, output):
+        x = args[0]
+        dims = [0, *range(2, x.dim())]
+        stats = x[:n]
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        mean = stats.mean(dims, keepdim=True)
+        var = stats.var(dims, unbiased=False, keepdim=True)
+        out = (x - mean) * torch.rsqrt(var + layer.eps)
+        if layer.weight is not None:
+            out = out * layer.weight.reshape(shape) + layer.bias.reshape(shape)
+        return out
+
+    try:
+        for layer in layers:
+            layer.eval()
+            handles.append(layer.register_forward_hook(normalise))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for layer, mode in zip(layers, modes):
+            layer.train(mode)
+
+
+# -- update rules -----------------------------------------------------------------------------
+
+
+def _key(name):
+    return name.replace(".", "__")
+
+
+class GradientStep(nn.Module):
+    """The update ``p <- p - lr * grad``: MAML's inner step, or Meta-SGD's.
+
+    Parameters
+    ----------
+    shapes : dict of str to tuple
+        Names and shapes of the adapted tensors (used with ``learn_lr``).
+    lr : float, default=0.4
+        The learning rate; with ``learn_lr=True``, the initial value of
+        every learned rate.
+    learn_lr : bool, default=False
+        Meta-SGD (Li et al. 2017): one meta-learned rate per coordinate of
+        each adapted tensor, in the tensor's shape. The head is created
+        afresh for each episode and its classes are interchangeable, so its
+        rates are shared: :func:`adapted_shapes` gives it one rate for its
+        weights and one for its biases.
+    """
+
+    def __init__(self, shapes=None, lr=0.4, learn_lr=False):
+        super().__init__()
+        self.lr = lr
+        self.learn_lr = learn_lr
+        if learn_lr:
+            if not shapes:
+                raise ValueError("GradientStep(learn_lr=True) needs the shapes of the "
+                                 "adapted tensors.")
+            self.rates = nn.ParameterDict({
+                _key(name): nn.Parameter(torch.full(tuple(shape), float(lr)))
+                for name, shape in shapes.items()
+            })
+
+    def init_state(self, params):
+        """No state: the step depends on the current gradient only."""
+        return
+
+    def forward(self, params, grads, loss, state, scale=1.0):
+        if self.learn_lr:
+            missing = [name for name in params if _key(name) not in self.rates]
+            if missing:
+                raise ValueError(
+                    f"the learned rates have none for the tensor {missing[0]!r}: they were "
+                    "meta-learned with another encoder. Pass the encoder_ and rule_ of the "
+                    "same learner."
+                )
+            return {name: p - scale * self.rates[_key(name)] * grads[name]
+                    for name, p in params.items()}, state
+        return {name: p - scale * self.lr * grads[name] for name, p in params.items()}, state
+
+
+def preprocess(x, p=10.0):
+    """Andrychowicz et al.'s gradient preprocessing: (log|x| / p, sign x) or (-1, e^p x).
+
+    Maps each coordinate of ``x`` (any shape) to two features of similar
+    scale whatever its magnitude; returns a tensor of shape (x.numel(), 2).
+    """
+    x = x.reshape(-1, 1)
+    big = x.abs() >= math.exp(-p)
+    log_part = torch.where(big, x.abs().clamp_min(1e-30).log() / p, torch.full_like(x, -1.0))
+    sign_part = torch.where(big, torch.sign(x), x * math.exp(p))
+    return torch.cat([log_part, sign_part], dim=1)
+
+
+def _flat(tensors):
+    return torch.cat([t.reshape(-1) for t in tensors.values()])
+
+
+def _unflat(flat, like):
+    out, start = {}, 0
+    for name, t in like.items():
+        out[name] = flat[start : start + t.numel()].view_as(t)
+        start += t.numel()
+    return out
+
+
+class LSTMOptimizer(nn.Module):
+    """A learned optimizer: the coordinate-wise LSTM of Andrychowicz et al. (2016).
+
+    "Learning to learn by gradient descent by gradient descent": every
+    coordinate of the adapted tensors is updated by the same two-layer LSTM,
+    with its own hidden state, from its preprocessed gradient
+    (:func:`preprocess`); the update is ``p <- p + output_scale *
+    linear(h)``. Gradients enter as inputs (the paper drops the second
+    derivatives), so the rule is meta-trained through the unrolled
+    trajectory of updates.
+
+    Parameters
+    ----------
+    shapes : dict, default=None
+        Unused (the rule is coordinate-wise); accepted for a common signature.
+    hidden_size : int, default=20
+        Units of each LSTM layer.
+    output_scale : float, default=0.1
+        Multiplies the LSTM's output.
+    preprocess_p : float, default=10.0
+        The ``p`` of the gradient preprocessing.
+    """
+
+    def __init__(self, shapes=None, hidden_size=20, output_scale=0.1, preprocess_p=10.0):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.output_scale = output_scale
+        self.preprocess_p = preprocess_p
+        self.cell1 = nn.LSTMCell(2, hidden_size)
+        self.cell2 = nn.LSTMCell(hidden_size, hidden_size)
+        self.out = nn.Linear(hidden_size, 1)
+        with torch.no_grad():  # start close to "no update"
+            self.out.weight.mul_(0.1)
+            self.out.bias.zero_()
+
+    def init_state(self, params):
+        n = sum(p.numel() for p in params.values())
+        like = next(iter(params.values()))
+        zeros = like.new_zeros(n, self.hidden_size)
+        return (zeros, zeros, zeros, zeros)
+
+    def forward(self, params, grads, loss, state, scale=1.0):
+        h1, c1, h2, c2 = state
+        x = preprocess(_flat(grads).detach(), self.preprocess_p)
+        h1, c1 = self.cell1(x, (h1, c1))
+        h2, c2 = self.cell2(h1, (h2, c2))
+        step = _unflat(scale * self.output_scale * self.out(h2).squeeze(1), params)
+        return {name: p + step[name] for name, p in params.items()}, (h1, c1, h2, c2)
+
+
+class MetaLearnerLSTM(nn.Module):
+    """A learned optimizer: the meta-learner LSTM of Ravi & Larochelle (2017).
+
+    The cell state is the learner's parameters. For every coordinate, an
+    LSTM layer reads the preprocessed gradient and loss, and two learned
+    gates update the parameter like a gradient step with a learned
+    coordinate-wise rate and decay:
+
+    ``i = sigmoid(W_i [h, p, i_prev] + b_i)``, ``f = sigmoid(W_f [h, p, f_prev] + b_f)``,
+    ``p <- f * p - i * grad``.
+
+    The forget bias starts high and the input bias low, so the rule starts
+    as plain gradient descent with a small rate and no decay. Gradients
+    and the loss enter as inputs (no second derivatives, as in the paper).
+
+    Parameters
+    ----------
+    shapes : dict, default=None
+        Unused (the rule is coordinate-wise); accepted for a common signature.
+    hidden_size : int, default=20
+        Units of the LSTM layer.
+    preprocess_p : float, default=10.0
+        The ``p`` of the input preprocessing.
+    """
+
+    def __init__(self, shapes=None, hidden_size=20, preprocess_p=10.0):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.preprocess_p = preprocess_p
+        self.lstm = nn.LSTMCell(4, hidden_size)
+        self.input_gate = nn.Linear(hidden_size + 2, 1)
+        self.forget_gate = nn.Linear(hidden_size + 2, 1)
+        with torch.no_grad():
+            for gate in (self.input_gate, self.forget_gate):
+                gate.weight.uniform_(-0.01, 0.01)
+            self.forget_gate.bias.uniform_(4.0, 6.0)
+            self.input_gate.bias.uniform_(-5.0, -4.0)
+
+    def init_state(self, params):
+        n = sum(p.numel() for p in params.values())
+        like = next(iter(params.values()))
+        zeros = like.new_zeros(n, self.hidden_size)
+        gate = like.new_zeros(n, 1)
+        return (zeros, zeros, gate, gate)
+
+    def forward(self, params, grads, loss, state, scale=1.0):
+        h, c, i_prev, f_prev = state
+        g = _flat(grads).detach()
+        theta = _flat(params)
+        x = torch.cat([preprocess(g, self.preprocess_p),
+                       preprocess(loss.detach().reshape(1), self.preprocess_p).expand(len(g), 2)],
+                      dim=1)
+        h, c = self.lstm(x, (h, c))
+        f = torch.sigmoid(self.forget_gate(torch.cat([h, theta[:, None], f_prev], dim=1)))
+        i = torch.sigmoid(self.input_gate(torch.cat([h, theta[:, None], i_prev], dim=1)))
+        theta = f.squeeze(1) * theta - scale * i.squeeze(1) * g
+        return _unflat(theta, params), (h, c, i, f)
+
+
+# -- the episode model ------------------------------------------------------------------------
+
+
+class GradientAdaptation(nn.Module):
+    """An encoder with a per-episode linear head, adapted to the support set by an update rule.
+
+    For an episode with ``n`` classes a head ``(n, d)`` is put on the
+    encoder's ``d``-dimensional embeddings, initialised at zero or from the
+    class prototypes. Then ``steps`` times: the cross-entropy of the support
+    set is differentiated (:func:`torch.func.grad_and_value` over
+    :func:`torch.func.functional_call`) with respect to the adapted tensors,
+    and the rule updates them. The query logits come from the adapted
+    tensors. The module's own parameters (the encoder's initial weights
+    and the rule's weights) are the meta-parameters: never changed here.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps a batch to (n, d) embeddings (more dimensions are flattened).
+    rule : torch.nn.Module
+        The update rule, e.g. :class:`GradientStep`.
+    steps : int, default=1
+        Updates on the support set.
+    first_order : bool, default=False
+        Treat the inner gradients as constants (first-order MAML): cheaper,
+        and no second derivatives. False differentiates through them.
+    adapt : {"all", "head"}, default="all"
+        Adapt the encoder and the head (MAML) or the head only (ANIL,
+        Raghu et al. 2020; the embeddings are then computed once).
+    head_init : {"zero", "prototypes"}, default="zero"
+        The head's initial weights: zero (every class equally likely before
+        the first step), or ``W_k = 2 c_k``, ``b_k = -|c_k|^2`` from the
+        class means ``c_k`` of the support embeddings, so that the initial
+        logits rank classes like a prototypical network (Proto-MAML,
+        Triantafillou et al. 2020); gradients flow through the means.
+    transductive : bool, default=False
+        Batch-norm statistics of the queries. False normalises the queries
+        with the support set's statistics (see
+        :func:`batch_statistics_from`), so each query's logits depend on
+        the support set and on itself only. True normalises them with the
+        statistics of the query batch, as the original MAML code does.
+
+    Notes
+    -----
+    The running statistics of batch-norm layers are neither used nor
+    updated: every pass normalises with the support set's statistics.
+    """
+
+    #: Whether the inner gradients are constants whatever ``first_order`` says.
+    always_first_order = False
+
+    def __init__(self, encoder, rule, *, steps=1, first_order=False, adapt="all",
+                 head_init="zero", transductive=False):
+        super().__init__()
+        self.encoder = encoder
+        self.rule = rule
+        self.steps = steps
+        self.first_order = first_order
+        self.adapt = adapt
+        self.head_init = head_init
+        self.transductive = transductive
+
+    # The adapted tensors live in one dict: "encoder.<name>" and "head.weight", "head.bias".
+
+    def _embed(self, params, x, n_stats):
+        encoder_params = {name[len("encoder."):]: p for name, p in params.items()
+                          if name.startswith("encoder.")}
+        with batch_statistics_from(self.encoder, n_stats):
+            z = functional_call(self.encoder, encoder_params, (x,), strict=False)
+        return z.flatten(1)
+
+    @staticmethod
+    def _logits(params, z):
+        return F.linear(z, params["head.weight"], params["head.bias"])
+
+    def _init_head(self, z, labels, n):
+        if self.head_init == "prototypes":
+            counts = torch.bincount(labels, minlength=n).to(z.dtype)
+            means = torch.zeros(n, z.shape[1], dtype=z.dtype, device=z.device)
+            means = means.index_add(0, labels, z) / counts[:, None]
+            return {"head.weight": 2 * means, "head.bias": -(means * means).sum(1)}
+        return {"head.weight": z.new_zeros(n, z.shape[1]), "head.bias": z.new_zeros(n)}
+
+    def adapt_to(self, support, support_labels, *, steps=None, scale=1.0):
+        """Adapt to a support set; returns the dict of adapted tensors.
+
+        Parameters
+        ----------
+        support : torch.Tensor of shape (n_support, ...)
+            Support samples.
+        support_labels : torch.Tensor of shape (n_support,)
+            Their episode-local labels, 0..n_way-1.
+        steps : int, default=None
+            Number of updates; None uses ``self.steps``.
+        scale : float, default=1.0
+            Multiplies the rule's step sizes (its learning rates).
+
+        Returns
+        -------
+        params : dict of str to torch.Tensor
+            ``"head.weight"``, ``"head.bias"`` and, with ``adapt="all"``,
+            ``"encoder.<name>"`` for every encoder parameter; with
+            ``adapt="head"`` also ``"support_embeddings"``.
+        """
+        steps = self.steps if steps is None else steps
+        n = n_classes(support_labels)
+        n_support = len(support)
+        if self.adapt == "head":
+            z = self._embed({}, support, n_support)
+            params = self._init_head(z, support_labels, n)
+
+            def support_loss(params):
+                return F.cross_entropy(self._logits(params, z), support_labels)
+        else:
+            params = {f"encoder.{name}": p for name, p in self.encoder.named_parameters()}
+            params.update(self._init_head(self._embed(params, support, n_support),
+                                          support_labels, n))
+
+            def support_loss(params):
+                z = self._embed(params, support, n_support)
+                return F.cross_entropy(self._logits(params, z), support_labels)
+
+        first_order = self.first_order or self.always_first_order
+        state = self.rule.init_state(params)
+        for _ in range(steps):
+            at = {k: v.detach() for k, v in params.items()} if first_order else params
+            grads, loss = grad_and_value(support_loss)(at)
+            if first_order:
+                grads = {k: g.detach() for k, g in grads.items()}
+            params, state = self.rule(params, grads, loss, state, scale=scale)
+        return params
+
+    def query_logits(self, params, support, query):
+        """Logits of the queries under adapted tensors (see :meth:`adapt_to`)."""
+        if self.transductive:
+            z = self._embed(params, query, len(query))
+        else:
+            z = self._embed(params, torch.cat([support, query]), len(support))[len(support):]
+        return self._logits(params, z)
+
+    def forward(self, support, support_labels, query):
+        params = self.adapt_to(support, support_labels)
+        return self.query_logits(params, support, query)
+
+
+def check_adaptation_options(*, steps, adapt, head_init, owner, steps_name="steps"):
+    """Validate the options of a :class:`GradientAdaptation` with a clear error."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"{owner}: {steps_name} must be a non-negative integer, got {steps!r}.")
+    if adapt not in ADAPTS:
+        raise ValueError(f"{owner}: adapt must be one of {ADAPTS}, got {adapt!r}.")
+    if head_init not in HEAD_INITS:
+        raise ValueError(f"{owner}: head_init must be one of {HEAD_INITS}, got {head_init!r}.")
+
+
+def adapted_shapes(encoder, adapt):
+    """Names and shapes of the tensors :class:`GradientAdaptation` adapts, heads shared by rows.
+
+    The head's shapes are ``(1, 1)`` and ``(1,)``: its width is known only
+    from the first batch, and its rows (classes) are interchangeable.
+    """
+    shapes = {}
+    if adapt == "all":
+        for name, p in encoder.named_parameters():
+            if isinstance(p, nn.parameter.UninitializedParameter):
+                raise ValueError(
+                    "The encoder has uninitialised (lazy) parameters; give it its input "
+                    "size (e.g. MLP(in_features=...)) so that per-parameter rates can be "
+                    "created."
+                )
+            shapes[f"encoder.{name}"] = tuple(p.shape)
+    shapes["head.weight"] = (1, 1)
+    shapes["head.bias"] = (1,)
+    return shapes
+
+
+class ReptileAdaptation(GradientAdaptation):
+    """Reptile (Nichol et al. 2018): adapt first-order, pull the initial weights towards the result.
+
+    The same adaptation as :class:`GradientAdaptation` (the inner
+    gradients are always treated as constants). In training mode the
+    output is a pair ``(query_logits, distance)`` with ``distance = 1/2
+    |theta - theta_adapted|^2`` over the encoder's parameters, the adapted
+    ones held constant: its gradient is ``theta - theta_adapted``, the
+    Reptile direction, which :class:`~skfewshot.nn.ReptileLoss` hands to
+    the meta-optimizer (with SGD at rate ``epsilon``: ``theta <- theta +
+    epsilon (theta_adapted - theta)``). In evaluation mode the output is the
+    query logits. The query set is not used for the update.
+    """
+
+    always_first_order = True
+
+    def forward(self, support, support_labels, query):
+        params = self.adapt_to(support, support_labels)
+        with torch.no_grad():
+            logits = self.query_logits(params, support, query)
+        if not self.training:
+            return logits
+        distance = sum(0.5 * (p - params[f"encoder.{name}"].detach()).pow(2).sum()
+                       for name, p in self.encoder.named_parameters())
+        return logits, distance

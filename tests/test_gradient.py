@@ -1,0 +1,435 @@
+"""Optimization-based family: MAML (2nd and 1st order), ANIL, Meta-SGD, Reptile, learned optimizers."""
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from conftest import TinyEncoder, check_bad_input, expected_failed_checks
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch import nn
+from torch.nn import functional as F
+
+from skfewshot import (
+    ANILClassifier,
+    LearnedOptimizerClassifier,
+    MAMLClassifier,
+    MetaSGDClassifier,
+    ReptileClassifier,
+)
+from skfewshot.meta import (
+    ANILLearner,
+    LearnedOptimizerLearner,
+    MAMLLearner,
+    MetaSGDLearner,
+    ReptileLearner,
+)
+from skfewshot.model_selection import EpisodicSplit
+from skfewshot.nn import (
+    MLP,
+    Conv4,
+    GradientAdaptation,
+    GradientStep,
+    LSTMOptimizer,
+    MetaLearnerLSTM,
+    ReptileAdaptation,
+    batch_statistics_from,
+)
+
+ESTIMATORS = [
+    MAMLClassifier(),
+    MAMLClassifier(TinyEncoder(), head_init="prototypes"),
+    ANILClassifier(),
+    ANILClassifier(TinyEncoder(), n_steps=3),
+    ReptileClassifier(),
+    MetaSGDClassifier(),
+    LearnedOptimizerClassifier(),
+]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# -- the adaptation's math ---------------------------------------------------------------
+
+
+def _episode(n_way=3, n_shot=2, n_query=4, dim=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    support = torch.randn(n_way * n_shot, dim, generator=g, dtype=torch.float64)
+    query = torch.randn(n_way * n_query, dim, generator=g, dtype=torch.float64)
+    return (support, torch.arange(n_way).repeat(n_shot), query,
+            torch.arange(n_way).repeat(n_query))
+
+
+def _tiny_net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 4), nn.Tanh()).double()
+
+
+def _maml_by_hand(w, b, support, ys, query, yq, lr, steps):
+    """Second-order MAML with torch.autograd.grad(create_graph=True), zero head."""
+    n_way = int(ys.max()) + 1
+    head = [torch.zeros(n_way, w.shape[0], dtype=w.dtype, requires_grad=True),
+            torch.zeros(n_way, dtype=w.dtype, requires_grad=True)]
+    params = [w, b, *head]
+
+    def logits(params, x):
+        return torch.tanh(x @ params[0].T + params[1]) @ params[2].T + params[3]
+
+    for _ in range(steps):
+        loss = F.cross_entropy(logits(params, support), ys)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        params = [p - lr * g for p, g in zip(params, grads)]
+    return F.cross_entropy(logits(params, query), yq)
+
+
+def _query_loss(net, episode, first_order=False, head_init="zero", lr=0.5, steps=2):
+    support, ys, query, yq = episode
+    model = GradientAdaptation(net, GradientStep(lr=lr), steps=steps, first_order=first_order,
+                               head_init=head_init)
+    return F.cross_entropy(model(support, ys, query), yq)
+
+
+def _meta_gradient(net, episode, **options):
+    net.zero_grad()
+    _query_loss(net, episode, **options).backward()
+    return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+
+def test_second_order_gradient_matches_an_independent_autograd_computation():
+    episode = _episode()
+    net = _tiny_net()
+    w, b = (p.detach().clone().requires_grad_() for p in net.parameters())
+    by_hand = torch.autograd.grad(_maml_by_hand(w, b, *episode, lr=0.5, steps=2), [w, b])
+    torch.testing.assert_close(_meta_gradient(net, episode),
+                               torch.cat([g.flatten() for g in by_hand]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("head_init", ["zero", "prototypes"])
+def test_second_order_gradient_matches_finite_differences(head_init):
+    episode = _episode()
+    net = _tiny_net()
+    second = _meta_gradient(net, episode, head_init=head_init)
+    first = _meta_gradient(net, episode, head_init=head_init, first_order=True)
+    direction = torch.randn(second.shape, generator=torch.Generator().manual_seed(1),
+                            dtype=torch.float64)
+    origin = [p.detach().clone() for p in net.parameters()]
+    steps = direction.split([p.numel() for p in origin])
+
+    def loss_at(t):
+        with torch.no_grad():
+            for p, p0, d in zip(net.parameters(), origin, steps):
+                p.copy_(p0 + t * d.view_as(p))
+        return _query_loss(net, episode, head_init=head_init).item()
+
+    eps = 1e-6
+    numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+    assert numeric == pytest.approx(float(second @ direction), rel=1e-6)
+    # The second-order term is really there: first-order MAML is measurably off.
+    assert abs(float(first @ direction) - numeric) > 1e3 * abs(float(second @ direction)
+                                                               - numeric)
+
+
+def test_zero_head_single_step_leaves_the_encoder_unadapted():
+    # With a zero head the support loss has no gradient w.r.t. the encoder at step one:
+    # one-step MAML from a zero head adapts the head only, exactly like ANIL.
+    support, ys, query, _ = _episode()
+    net = _tiny_net()
+    maml = GradientAdaptation(net, GradientStep(lr=0.5), steps=1)
+    params = maml.adapt_to(support, ys)
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(params[f"encoder.{name}"], p)
+    anil = GradientAdaptation(net, GradientStep(lr=0.5), steps=1, adapt="head")
+    torch.testing.assert_close(maml(support, ys, query), anil(support, ys, query))
+
+
+def test_meta_sgd_rates_scale_each_coordinate():
+    support, ys, _, _ = _episode()
+    net = _tiny_net()
+    shapes = {"encoder.0.weight": (4, 5), "encoder.0.bias": (4,), "head.weight": (1, 1),
+              "head.bias": (1,)}
+    rule = GradientStep(shapes, lr=0.3, learn_lr=True).double()
+    with torch.no_grad():
+        rule.rates["encoder__0__bias"].copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    model = GradientAdaptation(net, rule, steps=2, head_init="prototypes")
+    plain = GradientAdaptation(net, GradientStep(lr=1.0), steps=1, head_init="prototypes")
+    params = model.adapt_to(support, ys, steps=1)
+    step = net[0].bias - plain.adapt_to(support, ys)["encoder.0.bias"]  # the gradient itself
+    torch.testing.assert_close(net[0].bias - params["encoder.0.bias"],
+                               torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64) * step)
+
+
+def test_reptile_gradient_is_the_difference_to_the_adapted_weights():
+    support, ys, query, _ = _episode()
+    net = _tiny_net()
+    model = ReptileAdaptation(net, GradientStep(lr=0.5), steps=3, head_init="prototypes")
+    logits, distance = model(support, ys, query)
+    distance.backward()
+    adapted = model.adapt_to(support, ys)
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, p.detach() - adapted[f"encoder.{name}"].detach())
+    model.eval()
+    torch.testing.assert_close(model(support, ys, query), logits)
+
+
+@pytest.mark.parametrize("rule", [LSTMOptimizer, MetaLearnerLSTM])
+def test_learned_rules_update_every_coordinate_and_receive_gradients(rule):
+    support, ys, query, yq = _episode()
+    net = _tiny_net()
+    torch.manual_seed(0)
+    rule = rule().double()
+    model = GradientAdaptation(net, rule, steps=3, first_order=True)
+    params = model.adapt_to(support, ys)
+    assert not torch.equal(params["encoder.0.weight"], net[0].weight)
+    F.cross_entropy(model.query_logits(params, support, query), yq).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rule.parameters())
+
+
+def test_meta_learner_lstm_cell_state_is_the_parameters():
+    # With constant gates (zero gate weights) the update is p <- f p - i grad, exactly.
+    support, ys, _, _ = _episode()
+    net = _tiny_net()
+    rule = MetaLearnerLSTM().double()
+    with torch.no_grad():
+        for gate, bias in ((rule.forget_gate, 5.0), (rule.input_gate, -4.5)):
+            gate.weight.zero_()
+            gate.bias.fill_(bias)
+    lstm = GradientAdaptation(net, rule, steps=1, head_init="prototypes")
+    sgd = GradientAdaptation(net, GradientStep(lr=1.0), steps=1, head_init="prototypes")
+    gradient = net[0].weight - sgd.adapt_to(support, ys)["encoder.0.weight"]
+    f, i = torch.sigmoid(torch.tensor(5.0)), torch.sigmoid(torch.tensor(-4.5))
+    torch.testing.assert_close(lstm.adapt_to(support, ys)["encoder.0.weight"],
+                               f * net[0].weight - i * gradient)
+
+
+def test_batch_statistics_come_from_the_first_rows_only():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
+    x = torch.randn(10, 3)
+    expected = net(x[:6])  # training-mode batch norm on the support alone
+    running = net[1].running_mean.clone()
+    with batch_statistics_from(net, 6):
+        out = net(x)
+    torch.testing.assert_close(out[:6], expected)
+    torch.testing.assert_close(net[1].running_mean, running)  # untouched
+    assert net[1].training  # mode restored
+    with batch_statistics_from(net, 6):
+        alone = net(torch.cat([x[:6], x[8:9]]))
+    torch.testing.assert_close(alone[6], out[8])
+
+
+# -- the estimators ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def images(digits):
+    X, y = digits
+    return np.repeat(np.repeat(X.reshape(-1, 1, 8, 8), 2, 2), 2, 3), y  # 16x16
+
+
+def _small_conv(seed=0):
+    torch.manual_seed(seed)
+    return Conv4(hidden_channels=8, out_channels=8)
+
+
+@pytest.mark.parametrize("cls", [MAMLClassifier, ANILClassifier, MetaSGDClassifier,
+                                 LearnedOptimizerClassifier])
+def test_queries_are_scored_independently_unless_transductive(images, cls):
+    X, y = images
+    clf = cls(_small_conv(), n_steps=2, head_init="prototypes", batch_size=7)
+    clf.fit(X[:30], y[:30])
+    together = clf.predict_proba(X[30:50])
+    alone = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(30, 50)])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-6)
+
+    clf.set_params(transductive=True).fit(X[:30], y[:30])
+    together = clf.predict_proba(X[30:50])
+    pairs = np.vstack([clf.predict_proba(X[i : i + 2]) for i in range(30, 50, 2)])
+    assert not np.allclose(together, pairs, atol=1e-3)
+
+
+def _fit_learner(cls, X, y, **params):
+    params = {"encoder": MLP, "encoder__in_features": 64, "encoder__out_features": 16,
+              "encoder__hidden_features": (32,), "n_way": 5, "n_shot": 1, "n_query": 5,
+              "max_epochs": 2, "episodes_per_epoch": 8, "meta_batch_size": 2, "verbose": 0,
+              "random_state": 0, **params}
+    return cls(**params).fit(X, y)
+
+
+LEARNERS = [MAMLLearner, ANILLearner, MetaSGDLearner, ReptileLearner, LearnedOptimizerLearner]
+
+
+@pytest.mark.parametrize("cls", LEARNERS)
+def test_meta_learned_weights_are_bit_identical_after_any_number_of_fits(digits, cls):
+    X, y = digits
+    learner = _fit_learner(cls, X[y < 6], y[y < 6])
+    before = {k: v.clone() for k, v in learner.module_.state_dict().items()}
+    clf = learner.to_classifier(n_steps=3)
+    params_before = {k: v.clone() for k, v in [*clf.encoder.state_dict().items(),
+                                               *getattr(clf, "rule", nn.Module()).state_dict()
+                                               .items()]}
+    novel = np.flatnonzero(y >= 6)
+    for start in range(0, 60, 20):
+        clf.fit(X[novel[start : start + 20]], y[novel[start : start + 20]])
+        clf.predict(X[novel[100:]])
+    for key, value in learner.module_.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    for key, value in [*clf.encoder.state_dict().items(),
+                       *getattr(clf, "rule", nn.Module()).state_dict().items()]:
+        assert torch.equal(value, params_before[key]), key
+
+
+@pytest.mark.parametrize("cls", LEARNERS)
+def test_same_random_state_same_weights(digits, cls):
+    X, y = digits
+    a = _fit_learner(cls, X[y < 6], y[y < 6])
+    b = _fit_learner(cls, X[y < 6], y[y < 6])
+    c = _fit_learner(cls, X[y < 6], y[y < 6], random_state=1)
+    for (key, va), vb, vc in zip(a.module_.state_dict().items(), b.module_.state_dict().values(),
+                                 c.module_.state_dict().values()):
+        assert torch.equal(va, vb), key
+    assert not all(torch.equal(va, vc) for va, vc in zip(a.module_.state_dict().values(),
+                                                         c.module_.state_dict().values()))
+
+
+def test_meta_batches_group_episodes_into_one_update(digits):
+    X, y = digits
+    learner = _fit_learner(MAMLLearner, X[y < 6], y[y < 6], episodes_per_epoch=7,
+                           meta_batch_size=3, max_epochs=1)
+    assert len(learner.history[-1, "batches"]) == 3  # 3 + 3 + 1 episodes
+
+
+def test_meta_training_is_what_moves_the_rates_and_the_rule(digits):
+    X, y = digits
+    sgd = _fit_learner(MetaSGDLearner, X[y < 6], y[y < 6], inner_lr=0.3)
+    rates = torch.cat([r.flatten() for r in sgd.rule_.parameters()])
+    assert rates.shape[0] > 1000 and not torch.allclose(rates, torch.full_like(rates, 0.3))
+    lstm = _fit_learner(LearnedOptimizerLearner, X[y < 6], y[y < 6], rule=LSTMOptimizer)
+    assert isinstance(lstm.rule_, LSTMOptimizer)
+    clf = lstm.to_classifier()
+    assert isinstance(clf, LearnedOptimizerClassifier) and clf.n_steps == 5
+
+
+@pytest.mark.parametrize("cls, params", [
+    (MAMLLearner, {"inner_steps": 2}),
+    (MAMLLearner, {"inner_steps": 2, "first_order": True}),
+    (ReptileLearner, {"lr": 0.5}),
+])
+def test_meta_training_improves_novel_class_accuracy(omniglot_small, cls, params):
+    X, y = omniglot_small.data, omniglot_small.target
+    base = y < 100  # meta-train on 100 characters, test on the 36 others
+    params = {"encoder__hidden_channels": 16, "encoder__out_channels": 16, "n_way": 5,
+              "n_query": 5, "episodes_per_epoch": 30, "meta_batch_size": 2, "verbose": 0,
+              "random_state": 0, **params}
+    if cls is MAMLLearner:
+        params["lr"] = 3e-3
+    untrained = cls(Conv4, max_epochs=0, **params).fit(X[base], y[base])
+    trained = cls(Conv4, max_epochs=2, **params).fit(X[base], y[base])
+    score = {"n_way": 5, "n_shot": 1, "n_query": 5, "n_episodes": 60}
+    before = untrained.score(X[~base], y[~base], **score)
+    after = trained.score(X[~base], y[~base], **score)
+    assert after > before + 0.1, (before, after)
+
+
+def test_clone_pipeline_cross_val_grid_search_over_steps_and_lr(digits):
+    X, y = digits
+    torch.manual_seed(0)
+    clf = MAMLClassifier(MLP(64, (32,), 16), inner_lr=0.2, n_steps=3)
+    cloned = clone(clf)
+    assert cloned.get_params()["inner_lr"] == 0.2 and cloned.encoder is not clf.encoder
+
+    cv = EpisodicSplit(n_way=5, n_shot=1, n_query=10, n_episodes=20, random_state=0)
+    scores = cross_val_score(make_pipeline(StandardScaler(), ANILClassifier()), X, y, cv=cv)
+    assert scores.shape == (20,) and scores.mean() > 0.6
+
+    search = GridSearchCV(clf, {"n_steps": [1, 5], "inner_lr": [0.05, 0.5]}, cv=cv,
+                          refit=False)
+    search.fit(X, y)
+    assert search.cv_results_["mean_test_score"].shape == (4,)
+    assert set(search.best_params_) == {"n_steps", "inner_lr"}
+
+
+def test_joblib_round_trip_identical_predictions(tmp_path, digits):
+    X, y = digits
+    learner = _fit_learner(MetaSGDLearner, X[y < 6], y[y < 6])
+    for est in (learner.to_classifier().fit(X[y >= 6][:20], y[y >= 6][:20]), learner):
+        path = tmp_path / "model.joblib"
+        joblib.dump(est, path)
+        loaded = joblib.load(path)
+        if est is learner:
+            est, loaded = (e.to_classifier().fit(X[y >= 6][:20], y[y >= 6][:20])
+                           for e in (est, loaded))
+        np.testing.assert_array_equal(loaded.predict_proba(X[y >= 6][20:]),
+                                      est.predict_proba(X[y >= 6][20:]))
+
+
+def test_to_classifier_mirrors_the_learner():
+    X = np.random.RandomState(0).rand(60, 64).astype(np.float32)
+    y = np.arange(60) % 6
+    learner = _fit_learner(ReptileLearner, X, y, inner_lr=0.05, inner_steps=4,
+                           head_init="prototypes", max_epochs=1)
+    clf = learner.to_classifier(n_steps=30)
+    assert isinstance(clf, ReptileClassifier)
+    assert (clf.inner_lr, clf.n_steps, clf.head_init) == (0.05, 30, "prototypes")
+    assert clf.encoder is not learner.encoder_ and not clf.encoder.training
+
+
+X_IMG = np.random.RandomState(0).rand(8, 1, 16, 16).astype(np.float32)
+Y_IMG = np.arange(8) % 4
+X_NAN = X_IMG.copy()
+X_NAN[0, 0, 0, 0] = np.nan
+OK = (np.ones((4, 2)), [0, 0, 1, 1])
+BAD_INPUT = {
+    "negative n_steps": (MAMLClassifier(n_steps=-1), *OK, None, ValueError,
+                         "n_steps must be a non-negative integer"),
+    "unknown head_init": (ANILClassifier(head_init="random"), *OK, None, ValueError,
+                          "head_init must be one of"),
+    "zero inner_lr": (MAMLClassifier(inner_lr=0), *OK, None, ValueError,
+                      "inner_lr must be a positive number"),
+    "zero lr_scale": (MetaSGDClassifier(lr_scale=0.0), *OK, None, ValueError,
+                      "lr_scale must be a positive number"),
+    "rule that is not a module": (LearnedOptimizerClassifier(rule="lstm"), *OK, None,
+                                  TypeError, "rule must be a torch.nn.Module instance"),
+    "rates learned for another encoder": (
+        MetaSGDClassifier(Conv4(), GradientStep({"encoder.x": (1,), "head.weight": (1, 1),
+                                                 "head.bias": (1,)}, learn_lr=True)),
+        X_IMG, Y_IMG, None, ValueError, "meta-learned with another encoder"),
+    "images the encoder cannot take": (MAMLClassifier(Conv4(in_channels=3)), X_IMG, Y_IMG,
+                                       None, ValueError, "the encoder Conv4 failed on a batch"),
+    "NaN in support": (MAMLClassifier(Conv4()), X_NAN, Y_IMG, None, ValueError,
+                       "Input X contains NaN"),
+    "one-class support set": (MAMLClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
+                              ValueError, "only 1 class"),
+    "predict before fit": (ReptileClassifier(), None, None, np.ones((2, 2)), NotFittedError,
+                           "not fitted yet"),
+    "mismatched feature sizes": (ANILClassifier(), *OK, np.ones((2, 5)), ValueError,
+                                 "X has 5 features, but"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
+def test_bad_input_table(case):
+    check_bad_input(BAD_INPUT[case])
+
+
+def test_learner_errors(digits):
+    X, y = digits
+    base = y < 6
+    with pytest.raises(ValueError, match="head_init must be one of"):
+        _fit_learner(MAMLLearner, X[base], y[base], head_init="learned")
+    with pytest.raises(ValueError, match="inner_steps must be a non-negative integer"):
+        _fit_learner(ANILLearner, X[base], y[base], inner_steps=1.5)
+    with pytest.raises(ValueError, match="meta_batch_size must be a positive integer"):
+        _fit_learner(MAMLLearner, X[base], y[base], meta_batch_size=0)
+    with pytest.raises(ValueError, match="MetaSGDLearner: .*uninitialised \\(lazy\\)"):
+        _fit_learner(MetaSGDLearner, X[base], y[base], encoder__in_features=None)
+    with pytest.raises(ValueError, match="more ways than classes|n_way"):
+        _fit_learner(MAMLLearner, X[base], y[base], n_way=7)
+    with pytest.raises(TypeError, match="to_classifier"):
+        _fit_learner(MAMLLearner, X[base], y[base]).predict(X[:3])
