@@ -6,7 +6,8 @@ architecture, same initial weights, same Omniglot episodes (20-way 5-shot
 5-query unless ``--shape`` says otherwise). Each measurement runs in a fresh
 process (so that peak memory is its own), in turns, over several rounds;
 ``ratio`` is the median over rounds of skfewshot's speed over the hand loop's.
-For ProtoNet the plain NCHW hand loop (what a practitioner writes) is timed
+MAML and first-order MAML (``maml``, ``fomaml``) time 5-way 1-shot
+15-query episodes in meta-batches of 4. For ProtoNet the plain NCHW hand loop (what a practitioner writes) is timed
 too; all other hand loops use the channels-last convolution layout that
 skfewshot uses, so that the ratio is the framework's own overhead.
 
@@ -39,7 +40,7 @@ def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
 
     module = importlib.import_module(f"handwritten_{method}")
     X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
-    n_way, n_shot, n_query = shape
+    n_way, n_shot, n_query = shape or getattr(module, "SHAPE", (20, 5, 5))
     if loop == "skfewshot":
         def run(n, s):
             module.learner(n, s, n_way, n_shot, n_query).fit(X, y)
@@ -80,6 +81,9 @@ def benchmark(method, episodes, rounds, shape, data_home):
         for loop in order:
             runs[loop].append(measure(method, loop, episodes, r, shape, data_home))
     seconds = {loop: [run["seconds"] for run in runs[loop]] for loop in loops}
+    sys.path.insert(0, HERE)
+    shape = shape or getattr(importlib.import_module(f"handwritten_{method}"), "SHAPE",
+                             (20, 5, 5))
     result = {
         "method": method,
         "episodes": f"{shape[0]}-way {shape[1]}-shot {shape[2]}-query, Omniglot 28x28",
@@ -91,6 +95,8 @@ def benchmark(method, episodes, rounds, shape, data_home):
         "peak_over_data_mb": {loop: max(run["peak_over_data_mb"] for run in runs[loop])
                               for loop in loops},
         "target_ratio": 0.95 if method == "protonet" else 0.9,
+        "memory_ratio": (max(run["peak_over_data_mb"] for run in runs["skfewshot"])
+                         / max(run["peak_over_data_mb"] for run in runs["handwritten"])),
     }
     for loop in loops[:-1]:
         key = "ratio" if loop == "handwritten" else f"ratio_vs_{loop}"
@@ -103,11 +109,12 @@ def main():
     parser.add_argument("--methods", default="protonet,matching,relation,siamese")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per run")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--shape", default="20,5,5", help="n_way,n_shot,n_query")
+    parser.add_argument("--shape", default=None,
+                        help="n_way,n_shot,n_query (default: the method's SHAPE, else 20,5,5)")
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    shape = tuple(int(v) for v in args.shape.split(","))
+    shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
     import skfewshot
     import torch
 

@@ -12,17 +12,25 @@ import torch
 from sklearn.model_selection import cross_val_score
 from skorch.callbacks import LRScheduler, ProgressBar
 
-from . import meta
+from . import meta, nn
+from ._gradient import GradientClassifier
 from ._torch_utils import embed, frozen_copy
 from .metrics import mean_confidence_interval
 from .model_selection import EpisodicSplit
 
-#: --method -> meta-learner class name in skfewshot.meta
+#: --method -> (meta-learner class name in skfewshot.meta, its parameters)
 METHODS = {
-    "protonet": "ProtoNetLearner",
-    "matching": "MatchingNetLearner",
-    "relation": "RelationNetLearner",
-    "siamese": "SiameseLearner",
+    "protonet": ("ProtoNetLearner", {}),
+    "matching": ("MatchingNetLearner", {}),
+    "relation": ("RelationNetLearner", {}),
+    "siamese": ("SiameseLearner", {}),
+    "maml": ("MAMLLearner", {}),
+    "fomaml": ("MAMLLearner", {"first_order": True}),
+    "anil": ("ANILLearner", {}),
+    "metasgd": ("MetaSGDLearner", {}),
+    "reptile": ("ReptileLearner", {}),
+    "meta-lstm": ("LearnedOptimizerLearner", {}),
+    "lstm-optimizer": ("LearnedOptimizerLearner", {"rule": "LSTMOptimizer"}),
 }
 
 
@@ -107,6 +115,9 @@ def build_parser():
                        help="comma-separated test ways (default 5,20; 5,10 on digits)")
     bench.add_argument("--shots", type=_ints, default=[1, 5],
                        help="comma-separated test shots (default 1,5)")
+    bench.add_argument("--test-steps", type=int, default=None,
+                       help="adaptation steps of the gradient-based classifiers at test time "
+                       "(default: the learner's inner_steps)")
     bench.add_argument("--test-episodes", type=int, default=600)
     bench.add_argument("--test-query", type=int, default=15)
     bench.add_argument("--device", default="cpu")
@@ -124,16 +135,21 @@ def benchmark(args, out=None):
     X_base, y_base, X_novel, y_novel, encoder_params = _load(args)
     ways = args.ways or ([5, 20] if args.dataset == "omniglot" else [5, 10])
     n_epochs = max(1, round(args.episodes / args.episodes_per_epoch))
-    callbacks = [] if args.quiet else [ProgressBar(batches_per_epoch=args.episodes_per_epoch)]
-    if args.lr_schedule == "cosine":
-        callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
     shape = {"n_way": args.train_way, "n_shot": args.train_shot, "n_query": args.train_query}
-    learner = getattr(meta, METHODS[args.method])(
+    name, method_params = METHODS[args.method]
+    if "rule" in method_params:
+        method_params = {**method_params, "rule": getattr(nn, method_params["rule"])}
+    learner = getattr(meta, name)(
         episodes_per_epoch=args.episodes_per_epoch, max_epochs=n_epochs, lr=args.lr,
         device=args.device, random_state=args.random_state, verbose=0 if args.quiet else 1,
-        callbacks=callbacks, **{k: v for k, v in shape.items() if v is not None},
-        **encoder_params, **dict(args.param),
+        **{k: v for k, v in shape.items() if v is not None},
+        **method_params, **encoder_params, **dict(args.param),
     )
+    callbacks = [] if args.quiet else [ProgressBar(
+        batches_per_epoch=-(-args.episodes_per_epoch // learner.meta_batch_size))]
+    if args.lr_schedule == "cosine":
+        callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
+    learner.set_params(callbacks=callbacks)
     print(f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
           f"({len(y_base)} samples): {n_epochs * args.episodes_per_epoch} episodes of "
           f"{learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
@@ -142,22 +158,30 @@ def benchmark(args, out=None):
     learner.fit(X_base, y_base)
     train_seconds = time.perf_counter() - start
 
-    # Embed the novel classes once; the classifier then works on the embeddings.
-    encoder = frozen_copy(learner.encoder_, learner.device)
-    Z = embed(encoder, X_novel, device=learner.device, batch_size=256,
-              owner="benchmark").cpu().numpy()
+    if issubclass(learner.classifier_class, GradientClassifier):
+        # Adaptation runs the network on each episode's images.
+        clf = learner.to_classifier(**({} if args.test_steps is None
+                                       else {"n_steps": args.test_steps}))
+        Z = X_novel
+    else:
+        # Embed the novel classes once; the classifier then works on the embeddings.
+        encoder = frozen_copy(learner.encoder_, learner.device)
+        Z = embed(encoder, X_novel, device=learner.device, batch_size=256,
+                  owner="benchmark").cpu().numpy()
+        # Feature maps (relation networks) pass through an identity "encoder".
+        clf = learner.to_classifier(encoder=None if Z.ndim == 2 else torch.nn.Identity())
     rows = []
+    test_start = time.perf_counter()
     for n_way in ways:
         for n_shot in args.shots:
             cv = EpisodicSplit(n_way, n_shot, args.test_query, args.test_episodes,
                                random_state=args.random_state)
-            # Feature maps (relation networks) pass through an identity "encoder".
-            clf = learner.to_classifier(encoder=None if Z.ndim == 2 else torch.nn.Identity())
             scores = cross_val_score(clf, Z, y_novel, cv=cv)
             mean, half = mean_confidence_interval(scores)
             rows.append({"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * mean,
                          "ci95": 100 * half})
 
+    test_seconds = time.perf_counter() - test_start
     print(f"\n{args.method}, {args.dataset}: {len(np.unique(y_novel))} novel classes, "
           f"{args.test_episodes} episodes of {args.test_query} queries per class "
           f"(mean ± 95% CI); meta-training took {train_seconds:.0f} s", file=out)
@@ -173,7 +197,9 @@ def benchmark(args, out=None):
               "predict queries.", file=out)
     result = {"method": args.method, "dataset": args.dataset,
               "train_episodes": n_epochs * args.episodes_per_epoch,
-              "train_seconds": train_seconds, "results": rows, "args": vars(args)}
+              "train_seconds": train_seconds,
+              "test_seconds": test_seconds, "results": rows,
+              "args": vars(args)}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

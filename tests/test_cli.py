@@ -39,3 +39,16 @@ def test_param_flag_reads_literals_and_strings():
          "--param", "distance=cosine"])
     assert dict(args.param) == {"scale": 10, "encoder__hidden_features": (16,),
                                 "distance": "cosine"}
+
+
+def test_benchmark_command_runs_gradient_methods_on_images(tmp_path):
+    from skfewshot import MetaSGDClassifier
+
+    out, js = tmp_path / "clf.joblib", tmp_path / "result.json"
+    main(["benchmark", "--dataset", "digits", "--method", "metasgd", "--episodes", "8",
+          "--episodes-per-epoch", "4", "--test-episodes", "5", "--test-steps", "2",
+          "--ways", "5", "--shots", "1", "--quiet", "--output", str(out), "--json", str(js)])
+    result = json.loads(js.read_text())
+    assert result["method"] == "metasgd" and len(result["results"]) == 1
+    clf = joblib.load(out)
+    assert isinstance(clf, MetaSGDClassifier) and clf.rule is not None

@@ -1,0 +1,83 @@
+"""MAML: a minimal hand-written ``torch.func`` training loop, and the skfewshot learner.
+
+Both meta-train the same Conv4 (batch norm with the support set's statistics,
+a zero-initialised head per episode) from the same initial weights on the
+same episodes, with the same inner loop (``inner_steps`` steps of rate
+``inner_lr``) and meta-batches of ``META_BATCH`` episodes;
+``training_speed.py`` times them side by side. Second order unless
+``FIRST_ORDER`` (see ``handwritten_fomaml.py``).
+"""
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad
+from torch.nn import functional as F
+
+from skfewshot._torch_utils import channels_last
+from skfewshot.meta import MAMLLearner
+from skfewshot.model_selection import EpisodeSampler
+from skfewshot.nn import Conv4
+
+SHAPE = (5, 1, 15)  # n_way, n_shot, n_query of the timed episodes
+META_BATCH = 4
+INNER_LR = 0.4
+INNER_STEPS = 1
+FIRST_ORDER = False
+
+
+def _features(params, x, n_stats):
+    """Conv4 written out: conv, batch norm from the first n_stats rows, ReLU, max-pool."""
+    for i in range(4):
+        x = F.conv2d(x, params[f"blocks.{i}.0.weight"], params[f"blocks.{i}.0.bias"], padding=1)
+        mean = x[:n_stats].mean((0, 2, 3), keepdim=True)
+        var = x[:n_stats].var((0, 2, 3), unbiased=False, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + 1e-5)
+        x = x * params[f"blocks.{i}.1.weight"].view(1, -1, 1, 1) \
+            + params[f"blocks.{i}.1.bias"].view(1, -1, 1, 1)
+        x = F.max_pool2d(F.relu(x), 2)
+    return x.flatten(1)
+
+
+def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order=None):
+    first_order = FIRST_ORDER if first_order is None else first_order
+    # The seeds the learner derives from random_state=seed: same episodes, same weights.
+    episode_seed, _, torch_seed = np.random.RandomState(seed).randint(2**31 - 1, size=3)
+    torch.manual_seed(int(torch_seed))
+    model = channels_last(Conv4())  # only for its initial weights, as the learner's
+    meta_params = dict(model.named_parameters())
+    optimizer = torch.optim.Adam(meta_params.values(), lr=1e-3)
+    sampler = EpisodeSampler(y, n_way, n_shot, n_query)
+    rng = np.random.RandomState(episode_seed)
+    X = torch.from_numpy(X)
+
+    def support_loss(params, x, labels):
+        logits = F.linear(_features(params, x, len(x)), params["head.weight"],
+                          params["head.bias"])
+        return F.cross_entropy(logits, labels)
+
+    for start in range(0, n_episodes, META_BATCH):
+        optimizer.zero_grad()
+        batch = min(META_BATCH, n_episodes - start)
+        for _ in range(batch):
+            s, q, s_labels, q_labels = sampler.sample(rng)
+            support, query = X[torch.from_numpy(s)], X[torch.from_numpy(q)]
+            s_labels = torch.from_numpy(s_labels)
+            params = {**meta_params, "head.weight": torch.zeros(n_way, 64),
+                      "head.bias": torch.zeros(n_way)}
+            for _ in range(INNER_STEPS):
+                at = {k: v.detach() for k, v in params.items()} if first_order else params
+                grads = grad(support_loss)(at, support, s_labels)
+                params = {k: v - INNER_LR * grads[k] for k, v in params.items()}
+            z = _features(params, torch.cat([support, query]), len(support))[len(support):]
+            logits = F.linear(z, params["head.weight"], params["head.bias"])
+            (F.cross_entropy(logits, torch.from_numpy(q_labels)) / batch).backward()
+        optimizer.step()
+    return model
+
+
+def learner(n_episodes, seed, n_way, n_shot, n_query, first_order=None):
+    first_order = FIRST_ORDER if first_order is None else first_order
+    return MAMLLearner(Conv4, n_way=n_way, n_shot=n_shot, n_query=n_query,
+                       meta_batch_size=META_BATCH, inner_lr=INNER_LR, inner_steps=INNER_STEPS,
+                       first_order=first_order, max_epochs=1, episodes_per_epoch=n_episodes,
+                       random_state=seed, verbose=0)
