@@ -14,6 +14,7 @@ PUBLISHED = {  # Omniglot 5w1s, 5w5s, 20w1s, 20w5s as published
     "relation": ("Relation Networks (Sung et al. 2018)", (99.6, 99.8, 97.6, 99.1)),
     "siamese": ("Siamese Networks (Koch et al. 2015, as reported by Vinyals)",
                 (97.3, 98.4, 88.2, 97.0)),
+    "maml": ("MAML (Finn et al. 2017)", (98.7, 99.9, 95.8, 98.9)),
 }
 SETTINGS = [(5, 1), (5, 5), (20, 1), (20, 5)]
 
@@ -26,7 +27,12 @@ def main(paths):
         with open(path) as f:
             result = json.load(f)
         method = result.get("method", "protonet")
-        name, published = PUBLISHED[method]
+        name, published = PUBLISHED.get(method, (method, ("n/a",) * len(SETTINGS)))
+        params = [f"{k}={v}" for k, v in result.get("args", {}).get("param", [])]
+        if result.get("args", {}).get("lr", 1e-3) != 1e-3:
+            params.append(f"lr={result['args']['lr']}")
+        if params:
+            name += " (" + ", ".join(f"`{p}`" for p in params) + ")"
         rows = {(r["n_way"], r["n_shot"]): r for r in result["results"]}
         cells = [f"{rows[s]['accuracy']:.2f} ± {rows[s]['ci95']:.2f} ({p})"
                  for s, p in zip(SETTINGS, published)]

@@ -260,7 +260,9 @@ class BaseEpisodicLearner(NeuralNet):
             loss = self.get_loss(y_pred, y_true, X=episode, training=True)
             (loss / len(episodes)).backward()
             losses.append(loss.detach())
-            y_preds.append(y_pred)
+            # Detached: the episode's graph must not outlive its backward pass.
+            y_preds.append(tuple(p.detach() for p in y_pred) if isinstance(y_pred, tuple)
+                           else y_pred.detach())
         return {"loss": torch.stack(losses).mean(), "y_pred": y_preds}
 
     @staticmethod
