@@ -10,7 +10,7 @@ same episodes, with the same inner loop (``inner_steps`` steps of rate
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad
+from torch.func import grad
 from torch.nn import functional as F
 
 from skfewshot._torch_utils import channels_last

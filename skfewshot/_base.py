@@ -41,6 +41,10 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities from scores; a softmax unless overridden."""
         return torch.softmax(scores, dim=1)
 
+    def _log_proba(self, scores):
+        """Log class probabilities from scores; override together with :meth:`_proba`."""
+        return torch.log_softmax(scores, dim=1)
+
     def fit(self, X, y):
         """Fit on the support set; the encoder's weights do not change.
 
@@ -96,14 +100,17 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples, n_classes), or (n_samples,) for two classes
-            Higher means more likely. With two classes, the score of the
-            second class relative to the first (positive means
-            ``classes_[1]``), as scikit-learn expects.
+            Higher means more likely. With two classes, the log-ratio
+            ``log P(classes_[1]) - log P(classes_[0])`` of the probabilities
+            (positive means ``classes_[1]``), as scikit-learn expects: it
+            ranks queries like ``predict_proba(X)[:, 1]``. For softmax
+            scores it is the difference of the two scores.
         """
-        scores = self._query_scores(X).cpu().numpy()
+        scores = self._query_scores(X)
         if scores.shape[1] == 2:
-            return scores[:, 1] - scores[:, 0]
-        return scores
+            log_proba = self._log_proba(scores)
+            return (log_proba[:, 1] - log_proba[:, 0]).cpu().numpy()
+        return scores.cpu().numpy()
 
     def predict_proba(self, X):
         """Class probabilities of the queries.
@@ -171,10 +178,17 @@ class ComparatorClassifier(FewShotClassifier):
         if comparator is None:
             comparator = self._default_comparator()
         self.comparator_ = frozen_copy(comparator, self._device, name="comparator")
-        self.support_ = support
+        self.support_ = self._as_comparator_dtype(support)
         self.support_labels_ = labels
 
+    def _as_comparator_dtype(self, z):
+        """Embeddings in the floating dtype of the comparator's weights (float32 without
+        weights): e.g. float64 feature vectors, without an encoder, for a float32 module."""
+        dtypes = [p.dtype for p in self.comparator_.parameters() if p.is_floating_point()]
+        return z.to(dtypes[0] if dtypes else torch.float32)
+
     def _scores(self, query):
+        query = self._as_comparator_dtype(query)
         with torch.inference_mode():
             return torch.cat([
                 self.comparator_(self.support_, self.support_labels_,

@@ -105,43 +105,9 @@ class RelationClassifier(ComparatorClassifier):
 
     def _fit_support(self, support, labels, n_classes):
         super()._fit_support(support, labels, n_classes)
-        self.support_ = self._as_comparator_dtype(support)
         # Score one support sample now, so that embeddings the relation module
         # cannot take (e.g. a channel mismatch) fail in fit, not in predict.
         self._scores(self.support_[:1])
-
-    def _as_comparator_dtype(self, z):
-        """Embeddings in the floating dtype of the relation module's weights
-        (float64 feature vectors, without an encoder, become float32)."""
-        dtypes = [p.dtype for p in self.comparator_.parameters() if p.is_floating_point()]
-        return z.to(dtypes[0] if dtypes else torch.float32)
-
-    def _scores(self, query):
-        """Relation scores (n_query, n_classes) of query embeddings, in [0, 1]."""
-        return super()._scores(self._as_comparator_dtype(query))
-
-    def decision_function(self, X):
-        """Relation scores of the queries.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Query samples.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples, n_classes), or (n_samples,) for two classes
-            The relation scores, in [0, 1], in the order of ``classes_``. With
-            two classes, the log-ratio ``log(s1 / s0)`` of the second class's
-            score to the first's (positive means ``classes_[1]``), as
-            scikit-learn expects: it ranks queries like ``predict_proba(X)[:,
-            1]`` does (a difference of scores would not).
-        """
-        scores = self._query_scores(X)
-        if scores.shape[1] == 2:
-            log_proba = self._proba(scores).clamp_min(torch.finfo(scores.dtype).tiny).log()
-            return (log_proba[:, 1] - log_proba[:, 0]).cpu().numpy()
-        return scores.cpu().numpy()
 
     def _proba(self, scores):
         """Relation scores normalised to sum to 1 over the classes (uniform if all are 0)."""
@@ -149,6 +115,9 @@ class RelationClassifier(ComparatorClassifier):
         uniform = torch.full_like(scores, 1.0 / scores.shape[1])
         return torch.where(total > 0, scores / total.clamp_min(torch.finfo(scores.dtype).tiny),
                            uniform)
+
+    def _log_proba(self, scores):
+        return self._proba(scores).clamp_min(torch.finfo(scores.dtype).tiny).log()
 
 
 __all__ = ["RelationClassifier"]

@@ -131,13 +131,15 @@ class SiameseClassifier(ComparatorClassifier):
                 f"SiameseKernel(embedding_dim={self.embedding_dim_})."
             )
         super()._fit_support(support, labels, n_classes)
+        # The kernel computes in the embeddings' dtype (float64 features stay float64).
         self.comparator_.to(support.dtype)
+        self.support_ = support
         # "sum" is scored in log space, so that the normalisation cannot underflow.
         self.comparator_.aggregation = "log_sum" if self.aggregation == "sum" else "max"
 
     def _scores(self, query):
         """Log of the aggregated kernel values of each class, (n_query, n_classes)."""
-        scores = super()._scores(query.to(self.support_.dtype))
+        scores = super()._scores(query)
         if self.aggregation == "max":  # max pair logit -> log of the max kernel value
             scores = torch.nn.functional.logsigmoid(scores)
         return scores

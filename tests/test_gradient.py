@@ -4,13 +4,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TinyEncoder, check_bad_input, expected_failed_checks
+from conftest import TinyEncoder, check_bad_input
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 from torch.nn import functional as F
 
@@ -40,6 +39,7 @@ from skfewshot.nn import (
     batch_statistics_from,
 )
 
+# scikit-learn's checks run over these in test_common.py.
 ESTIMATORS = [
     MAMLClassifier(),
     MAMLClassifier(TinyEncoder(), head_init="prototypes"),
@@ -50,10 +50,6 @@ ESTIMATORS = [
     LearnedOptimizerClassifier(),
 ]
 
-
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 # -- the adaptation's math ---------------------------------------------------------------

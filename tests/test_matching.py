@@ -4,15 +4,14 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from conftest import TinyEncoder
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
-from conftest import TinyEncoder, expected_failed_checks
 from skfewshot import MatchingClassifier
 from skfewshot.meta import MatchingNetLearner
 from skfewshot.model_selection import EpisodicSplit
@@ -44,6 +43,7 @@ def _fce(width=4, **params):
 
 # -- scikit-learn's estimator checks -------------------------------------------------
 
+# scikit-learn's checks run over these in test_common.py.
 ESTIMATORS = [
     MatchingClassifier(),
     MatchingClassifier(TinyEncoder()),
@@ -51,12 +51,6 @@ ESTIMATORS = [
 ]
 
 
-
-@parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=expected_failed_checks
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 # -- the method's math against direct computations ----------------------------------

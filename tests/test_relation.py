@@ -4,13 +4,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TinyEncoder, check_bad_input, expected_failed_checks
+from conftest import TinyEncoder, check_bad_input
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 from torch.nn import functional as F
 
@@ -117,6 +116,7 @@ def _randomised(rel):
 # float32 matrix products round a row differently (by 1 ulp, ~6e-8) depending on its
 # position in the batch, above the 1e-9 tolerance of check_methods_sample_order_invariance;
 # test_predictions_do_not_depend_on_the_batch checks float32 batch independence.
+# scikit-learn's checks run over these in test_common.py.
 ESTIMATORS = [
     # No encoder: feature vectors of any width, hashed by the comparator.
     RelationClassifier(comparator=AnyWidthRelation().double()),
@@ -128,13 +128,6 @@ ESTIMATORS = [
                        distance_relation(2).double()),
 ]
 
-
-@parametrize_with_checks(
-    ESTIMATORS,
-    expected_failed_checks=expected_failed_checks,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 # -- the relation module ----------------------------------------------------

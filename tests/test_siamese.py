@@ -4,13 +4,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TinyEncoder, check_bad_input, expected_failed_checks
+from conftest import TinyEncoder, check_bad_input
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skfewshot import EmbeddingTransformer, SiameseClassifier
 from skfewshot.meta import SiameseLearner
@@ -21,18 +20,13 @@ from skfewshot.nn import MLP, Conv4, OneHotLoss, Prototypes, SiameseKernel
 
 # Without a comparator the kernel is built at fit for the data's width, so the checks'
 # many feature counts all work; TinyEncoder keeps the width.
+# scikit-learn's checks run over these in test_common.py.
 ESTIMATORS = [
     SiameseClassifier(),
     SiameseClassifier(aggregation="max"),
     SiameseClassifier(TinyEncoder()),
 ]
 
-
-@parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=expected_failed_checks
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 # -- the kernel's math, against direct computations on tiny tensors ---------------------
