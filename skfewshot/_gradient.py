@@ -193,6 +193,13 @@ class ANILClassifier(MAMLClassifier):
     the encoder is not adapted. With ``encoder=None`` it works on
     precomputed embeddings.
 
+    Encoders meta-learned by the gradient-based learners normalise batch
+    norm with each support set's statistics and never update their running
+    statistics, so embeddings computed in evaluation mode (e.g. by
+    :class:`~skfewshot.EmbeddingTransformer`) would be normalised wrongly:
+    pass such an encoder as ``encoder``, which embeds each episode with its
+    support set's statistics.
+
     Parameters
     ----------
     encoder : torch.nn.Module or None, default=None
