@@ -41,7 +41,10 @@ class GradientClassifier(FewShotClassifier):
         The adapted tensors: ``"head.weight"``, ``"head.bias"`` and, when the
         encoder is adapted, ``"encoder.<name>"``.
     support_ : torch.Tensor
-        The support samples (their statistics normalise the queries).
+        The support samples.
+    statistics_ : dict
+        The support set's batch-norm statistics under the adapted weights,
+        which normalise the queries (empty without batch norm).
     """
 
     #: What is adapted: "all" (encoder and head) or "head".
@@ -82,17 +85,22 @@ class GradientClassifier(FewShotClassifier):
         with torch.enable_grad(), self._errors(support):
             params = model.adapt_to(support, labels, scale=self._lr_scale())
         self.adapted_ = {name: p.detach() for name, p in params.items()}
+        # The support set's batch-norm statistics, computed once for every query batch.
+        with torch.no_grad():
+            self.statistics_ = model.support_statistics(self.adapted_, support)
 
     def _errors(self, batch):
         return encoder_errors(self.model_.encoder, batch.shape, owner=type(self).__name__)
 
     def _scores(self, query):
+        query = query.to(self.support_.dtype)  # the dtype the model was adapted in
         with torch.no_grad(), self._errors(query):
             if self.transductive:
                 return self.model_.query_logits(self.adapted_, self.support_, query)
             return torch.cat([
                 self.model_.query_logits(self.adapted_, self.support_,
-                                         query[start : start + self.batch_size])
+                                         query[start : start + self.batch_size],
+                                         statistics=self.statistics_)
                 for start in range(0, len(query), self.batch_size)
             ])
 

@@ -220,6 +220,19 @@ def test_batch_statistics_come_from_the_first_rows_only():
     torch.testing.assert_close(alone[6], out[8])
 
 
+def test_recorded_support_statistics_score_queries_alone_like_the_joint_pass():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 4),
+                        nn.BatchNorm1d(4)).double()
+    support, ys, query, _ = _episode()
+    model = GradientAdaptation(net, GradientStep(lr=0.5), steps=2, head_init="prototypes")
+    params = model.adapt_to(support, ys)
+    statistics = model.support_statistics(params, support)
+    assert sorted(statistics) == [0, 1]
+    torch.testing.assert_close(model.query_logits(params, support, query, statistics),
+                               model.query_logits(params, support, query))
+
+
 # -- the estimators ------------------------------------------------------------------------
 
 

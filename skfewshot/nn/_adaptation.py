@@ -41,7 +41,7 @@ ADAPTS = ("all", "head")
 
 
 @contextlib.contextmanager
-def batch_statistics_from(module, n):
+def batch_statistics_from(module, n=None, *, statistics=None):
     """Normalise every batch-norm layer's input with the statistics of its first ``n`` rows.
 
     Inside the block, each :class:`torch.nn.modules.batchnorm._BatchNorm` of
@@ -54,28 +54,50 @@ def batch_statistics_from(module, n):
     itself only. The layers are put in evaluation mode for the block, so
     their own computation has no side effects; the output is replaced by a
     forward hook.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network whose batch-norm layers are redirected.
+    n : int or None, default=None
+        The statistics come from the first ``n`` rows of each layer's input
+        (None: all rows). Ignored for layers found in ``statistics``.
+    statistics : dict or None, default=None
+        Per-layer ``(mean, var)``, keyed by the layer's position among the
+        batch-norm layers. A layer found there uses them instead of its
+        input's (e.g. the support set's, recorded earlier, to normalise
+        queries alone); a layer not found there computes its statistics and
+        stores them in it. None: compute and keep nothing.
+
+    Yields
+    ------
+    statistics : dict
+        The per-layer statistics used in the block.
     """
     layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     modes = [layer.training for layer in layers]
+    statistics = {} if statistics is None else statistics
     handles = []
 
-    def normalise(layer, args, output):
-        x = args[0]
-        dims = [0, *range(2, x.dim())]
-        stats = x[:n]
+    def normalise(index, layer, x):
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        mean = stats.mean(dims, keepdim=True)
-        var = stats.var(dims, unbiased=False, keepdim=True)
+        if index not in statistics:
+            dims = [0, *range(2, x.dim())]
+            rows = x if n is None else x[:n]
+            statistics[index] = (rows.mean(dims, keepdim=True),
+                                 rows.var(dims, unbiased=False, keepdim=True))
+        mean, var = statistics[index]
         out = (x - mean) * torch.rsqrt(var + layer.eps)
         if layer.weight is not None:
             out = out * layer.weight.reshape(shape) + layer.bias.reshape(shape)
         return out
 
     try:
-        for layer in layers:
+        for index, layer in enumerate(layers):
             layer.eval()
-            handles.append(layer.register_forward_hook(normalise))
-        yield
+            handles.append(layer.register_forward_hook(
+                lambda layer, args, output, index=index: normalise(index, layer, args[0])))
+        yield statistics
     finally:
         for handle in handles:
             handle.remove()
@@ -337,10 +359,10 @@ class GradientAdaptation(nn.Module):
 
     # The adapted tensors live in one dict: "encoder.<name>" and "head.weight", "head.bias".
 
-    def _embed(self, params, x, n_stats):
+    def _embed(self, params, x, n_stats=None, statistics=None):
         encoder_params = {name[len("encoder."):]: p for name, p in params.items()
                           if name.startswith("encoder.")}
-        with batch_statistics_from(self.encoder, n_stats):
+        with batch_statistics_from(self.encoder, n_stats, statistics=statistics):
             z = functional_call(self.encoder, encoder_params, (x,), strict=False)
         return z.flatten(1)
 
@@ -379,20 +401,18 @@ class GradientAdaptation(nn.Module):
         """
         steps = self.steps if steps is None else steps
         n = n_classes(support_labels)
-        n_support = len(support)
         if self.adapt == "head":
-            z = self._embed({}, support, n_support)
+            z = self._embed({}, support)
             params = self._init_head(z, support_labels, n)
 
             def support_loss(params):
                 return F.cross_entropy(self._logits(params, z), support_labels)
         else:
             params = {f"encoder.{name}": p for name, p in self.encoder.named_parameters()}
-            params.update(self._init_head(self._embed(params, support, n_support),
-                                          support_labels, n))
+            params.update(self._init_head(self._embed(params, support), support_labels, n))
 
             def support_loss(params):
-                z = self._embed(params, support, n_support)
+                z = self._embed(params, support)
                 return F.cross_entropy(self._logits(params, z), support_labels)
 
         first_order = self.first_order or self.always_first_order
@@ -405,10 +425,27 @@ class GradientAdaptation(nn.Module):
             params, state = self.rule(params, grads, loss, state, scale=scale)
         return params
 
-    def query_logits(self, params, support, query):
-        """Logits of the queries under adapted tensors (see :meth:`adapt_to`)."""
+    def support_statistics(self, params, support):
+        """The batch-norm statistics of the support set under adapted tensors.
+
+        Returns the per-layer ``(mean, var)`` that normalise the queries (see
+        :func:`batch_statistics_from`); pass them to :meth:`query_logits` to
+        score queries without running the support set again.
+        """
+        statistics = {}
+        self._embed(params, support, statistics=statistics)
+        return statistics
+
+    def query_logits(self, params, support, query, statistics=None):
+        """Logits of the queries under adapted tensors (see :meth:`adapt_to`).
+
+        ``statistics``, from :meth:`support_statistics`, saves running the
+        support set again (non-transductive mode only).
+        """
         if self.transductive:
-            z = self._embed(params, query, len(query))
+            z = self._embed(params, query)
+        elif statistics is not None:
+            z = self._embed(params, query, statistics=dict(statistics))
         else:
             z = self._embed(params, torch.cat([support, query]), len(support))[len(support):]
         return self._logits(params, z)
