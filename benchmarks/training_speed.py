@@ -6,6 +6,9 @@ architecture, same initial weights, same Omniglot episodes (20-way 5-shot
 5-query unless ``--shape`` says otherwise). Each measurement runs in a fresh
 process (so that peak memory is its own), in turns, over several rounds;
 ``ratio`` is the median over rounds of skfewshot's speed over the hand loop's.
+The same loops are then timed in turns in one process, each warmed up first
+(``in_process``): short runs in fresh processes carry start-up and
+first-touch costs that the in-process figures do not.
 MAML and first-order MAML (``maml``, ``fomaml``) time 5-way 1-shot
 15-query episodes in meta-batches of 4. For ProtoNet the plain NCHW hand loop (what a practitioner writes) is timed
 too; all other hand loops use the channels-last convolution layout that
@@ -22,13 +25,21 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import sys
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _memory_mb(field):
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
 def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
@@ -40,22 +51,17 @@ def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
 
     module = importlib.import_module(f"handwritten_{method}")
     X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
-    n_way, n_shot, n_query = shape or getattr(module, "SHAPE", (20, 5, 5))
-    if loop == "skfewshot":
-        def run(n, s):
-            module.learner(n, s, n_way, n_shot, n_query).fit(X, y)
-    else:
-        layout = "nchw" if loop == "handwritten_nchw" else "channels_last"
-        kwargs = {"layout": layout} if method == "protonet" else {}
-
-        def run(n, s):
-            module.handwritten_loop(X, y, n, s, n_way, n_shot, n_query, **kwargs)
-    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    run = _runner(method, loop, X, y, shape or getattr(module, "SHAPE", (20, 5, 5)))
+    # Peak memory of the training alone: reset the kernel's high-water mark after
+    # loading the data (whose temporaries may peak higher than training does).
+    rss_data = _memory_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
     run(3, seed)  # warm-up
     start = time.perf_counter()
     run(n_episodes, seed)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _memory_mb("VmHWM")
     queue.put({"seconds": seconds, "peak_rss_mb": peak, "peak_over_data_mb": peak - rss_data,
                "threads": torch.get_num_threads()})
 
@@ -71,6 +77,35 @@ def measure(method, loop, n_episodes, seed, shape, data_home):
     return result
 
 
+def _runner(method, loop, X, y, shape):
+    """A function (n_episodes, seed) -> None running one of the loops of ``method``."""
+    module = importlib.import_module(f"handwritten_{method}")
+    n_way, n_shot, n_query = shape
+    if loop == "skfewshot":
+        return lambda n, s: module.learner(n, s, n_way, n_shot, n_query).fit(X, y)
+    kwargs = {"layout": "nchw" if loop == "handwritten_nchw" else "channels_last"} \
+        if method == "protonet" else {}
+    return lambda n, s: module.handwritten_loop(X, y, n, s, n_way, n_shot, n_query, **kwargs)
+
+
+def in_process_seconds(method, loops, episodes, rounds, shape, data_home):
+    """Time the loops in turns in this process, each warmed up first (speed only)."""
+    sys.path.insert(0, HERE)
+    from skfewshot.datasets import fetch_omniglot, rotate_classes
+
+    X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
+    runners = {loop: _runner(method, loop, X, y, shape) for loop in loops}
+    for run in runners.values():
+        run(3, 0)  # warm-up
+    seconds = {loop: [] for loop in loops}
+    for r in range(rounds):
+        for loop in loops[r % len(loops):] + loops[: r % len(loops)]:
+            start = time.perf_counter()
+            runners[loop](episodes, r)
+            seconds[loop].append(time.perf_counter() - start)
+    return seconds
+
+
 def benchmark(method, episodes, rounds, shape, data_home):
     loops = ["handwritten", "skfewshot"]
     if method == "protonet":
@@ -84,6 +119,9 @@ def benchmark(method, episodes, rounds, shape, data_home):
     sys.path.insert(0, HERE)
     shape = shape or getattr(importlib.import_module(f"handwritten_{method}"), "SHAPE",
                              (20, 5, 5))
+    # The same loops timed in turns in one process, after a warm-up of each: no
+    # process start-up or first-touch effects in the figures.
+    warm = in_process_seconds(method, loops, episodes, rounds, shape, data_home)
     result = {
         "method": method,
         "episodes": f"{shape[0]}-way {shape[1]}-shot {shape[2]}-query, Omniglot 28x28",
@@ -95,12 +133,20 @@ def benchmark(method, episodes, rounds, shape, data_home):
         "peak_over_data_mb": {loop: max(run["peak_over_data_mb"] for run in runs[loop])
                               for loop in loops},
         "target_ratio": 0.95 if method == "protonet" else 0.9,
-        "memory_ratio": (max(run["peak_over_data_mb"] for run in runs["skfewshot"])
-                         / max(run["peak_over_data_mb"] for run in runs["handwritten"])),
+    }
+    hand_peak = result["peak_over_data_mb"]["handwritten"]
+    # None when loading the data peaked above the hand loop's training.
+    result["memory_ratio"] = (result["peak_over_data_mb"]["skfewshot"] / hand_peak
+                              if hand_peak > 0 else None)
+    result["in_process"] = {
+        "seconds": warm,
+        "episodes_per_s": {loop: episodes * rounds / sum(s) for loop, s in warm.items()},
     }
     for loop in loops[:-1]:
         key = "ratio" if loop == "handwritten" else f"ratio_vs_{loop}"
         result[key] = float(np.median(np.divide(seconds[loop], seconds["skfewshot"])))
+        result["in_process"][key] = float(np.median(np.divide(warm[loop],
+                                                              warm["skfewshot"])))
     return result
 
 
@@ -115,8 +161,9 @@ def main():
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
-    import skfewshot
     import torch
+
+    import skfewshot
 
     results = {
         "benchmark": "training_speed",
