@@ -105,6 +105,20 @@ class GradientClassifier(FewShotClassifier):
             ])
 
 
+_ATTRIBUTES = """Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The support set's class labels.
+    model_ : skfewshot.nn.GradientAdaptation
+        The frozen copies of the encoder and the update rule.
+    adapted_ : dict of str to torch.Tensor
+        The adapted tensors: the head (``"head.weight"``, ``"head.bias"``)
+        and, where the encoder is adapted, its weights (``"encoder.<name>"``).
+    statistics_ : dict
+        The support set's batch-norm statistics under the adapted weights.
+    n_features_in_ : int
+        Number of features (for images, channels) seen during fit."""
+
 _PARAMETERS = """
     n_steps : int, default={n_steps}
         Gradient steps on the support set at ``fit``.
@@ -120,7 +134,7 @@ _PARAMETERS = """
     device : str or torch.device, default="cpu"
         Where the network runs.
     batch_size : int, default=256
-        Queries scored at once (the support set is passed with each batch).
+        Queries scored at once.
 
 """
 
@@ -145,16 +159,7 @@ class MAMLClassifier(GradientClassifier):
     inner_lr : float, default=0.4
         Learning rate of the steps.
     {parameters}
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The support set's class labels.
-    model_ : skfewshot.nn.GradientAdaptation
-        The frozen copies of the encoder and the update rule.
-    adapted_ : dict of str to torch.Tensor
-        The weights after adaptation.
-    n_features_in_ : int
-        Number of features (for images, channels) seen during fit.
+    {attributes}
 
     See Also
     --------
@@ -167,8 +172,8 @@ class MAMLClassifier(GradientClassifier):
     >>> from skfewshot import MAMLClassifier
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = MAMLClassifier(inner_lr=0.1, n_steps=20).fit(X[:100] / 16, y[:100])
-    >>> clf.predict(X[100:105] / 16)
-    array([4, 0, 5, 3, 6])
+    >>> clf.predict(X[101:105] / 16)
+    array([0, 5, 3, 6])
     """
 
     def __init__(self, encoder=None, *, inner_lr=0.4, n_steps=10, head_init="zero",
@@ -215,16 +220,7 @@ class ANILClassifier(MAMLClassifier):
     inner_lr : float, default=0.4
         Learning rate of the head's steps.
     {parameters}
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The support set's class labels.
-    model_ : skfewshot.nn.GradientAdaptation
-        The frozen copy of the encoder and the update rule.
-    adapted_ : dict of str to torch.Tensor
-        The trained head.
-    n_features_in_ : int
-        Number of features (for images, channels) seen during fit.
+    {attributes}
     """
 
     _adapt = "head"
@@ -246,16 +242,7 @@ class ReptileClassifier(MAMLClassifier):
     inner_lr : float, default=0.1
         Learning rate of the steps.
     {parameters}
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The support set's class labels.
-    model_ : skfewshot.nn.GradientAdaptation
-        The frozen copies of the encoder and the update rule.
-    adapted_ : dict of str to torch.Tensor
-        The weights after adaptation.
-    n_features_in_ : int
-        Number of features (for images, channels) seen during fit.
+    {attributes}
     """
 
     def __init__(self, encoder=None, *, inner_lr=0.1, n_steps=20, head_init="zero",
@@ -297,16 +284,7 @@ class MetaSGDClassifier(_RuleClassifier):
     lr_scale : float, default=1.0
         Multiplies the rates (1 takes them as meta-learned).
     {parameters}
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The support set's class labels.
-    model_ : skfewshot.nn.GradientAdaptation
-        The frozen copies of the encoder and the rule.
-    adapted_ : dict of str to torch.Tensor
-        The weights after adaptation.
-    n_features_in_ : int
-        Number of features (for images, channels) seen during fit.
+    {attributes}
     """
 
     def __init__(self, encoder=None, rule=None, *, lr_scale=1.0, n_steps=1, head_init="zero",
@@ -352,16 +330,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
         :class:`~skfewshot.nn.MetaLearnerLSTM`, which starts as gradient
         descent with a small rate.
     {parameters}
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The support set's class labels.
-    model_ : skfewshot.nn.GradientAdaptation
-        The frozen copies of the encoder and the rule.
-    adapted_ : dict of str to torch.Tensor
-        The weights after adaptation.
-    n_features_in_ : int
-        Number of features (for images, channels) seen during fit.
+    {attributes}
     """
 
     def __init__(self, encoder=None, rule=None, *, n_steps=5, head_init="zero",
@@ -380,5 +349,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
 
 for _cls, _n_steps in ((MAMLClassifier, 10), (ANILClassifier, 10), (ReptileClassifier, 20),
                        (MetaSGDClassifier, 1), (LearnedOptimizerClassifier, 5)):
-    _cls.__doc__ = _cls.__doc__.replace("    {parameters}\n",
-                                        _PARAMETERS.format(n_steps=_n_steps).lstrip("\n"))
+    _cls.__doc__ = (_cls.__doc__
+                    .replace("    {parameters}\n",
+                             _PARAMETERS.format(n_steps=_n_steps).lstrip("\n"))
+                    .replace("{attributes}", _ATTRIBUTES))

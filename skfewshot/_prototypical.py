@@ -54,7 +54,7 @@ class PrototypicalClassifier(FewShotClassifier):
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = PrototypicalClassifier().fit(X[:50], y[:50])
     >>> clf.predict(X[50:53])
-    array([2, 3, 4])
+    array([2, 2, 7])
     """
 
     def __init__(self, encoder=None, *, distance="sqeuclidean", device="cpu", batch_size=256):
