@@ -3,7 +3,7 @@
 from functools import partial
 
 import handwritten_maml
-from handwritten_maml import META_BATCH, SHAPE  # noqa: F401  (read by training_speed.py)
+from handwritten_maml import SHAPE  # noqa: F401  (read by training_speed.py)
 
 handwritten_loop = partial(handwritten_maml.handwritten_loop, first_order=True)
 learner = partial(handwritten_maml.learner, first_order=True)

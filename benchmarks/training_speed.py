@@ -49,9 +49,8 @@ def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
 
     from skfewshot.datasets import fetch_omniglot, rotate_classes
 
-    module = importlib.import_module(f"handwritten_{method}")
     X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
-    run = _runner(method, loop, X, y, shape or getattr(module, "SHAPE", (20, 5, 5)))
+    run = _runner(method, loop, X, y, shape)
     # Peak memory of the training alone: reset the kernel's high-water mark after
     # loading the data (whose temporaries may peak higher than training does).
     rss_data = _memory_mb("VmRSS")
@@ -107,6 +106,9 @@ def in_process_seconds(method, loops, episodes, rounds, shape, data_home):
 
 
 def benchmark(method, episodes, rounds, shape, data_home):
+    if shape is None:  # the method's own episodes, else 20-way 5-shot 5-query
+        sys.path.insert(0, HERE)
+        shape = getattr(importlib.import_module(f"handwritten_{method}"), "SHAPE", (20, 5, 5))
     loops = ["handwritten", "skfewshot"]
     if method == "protonet":
         loops.insert(0, "handwritten_nchw")
@@ -116,9 +118,6 @@ def benchmark(method, episodes, rounds, shape, data_home):
         for loop in order:
             runs[loop].append(measure(method, loop, episodes, r, shape, data_home))
     seconds = {loop: [run["seconds"] for run in runs[loop]] for loop in loops}
-    sys.path.insert(0, HERE)
-    shape = shape or getattr(importlib.import_module(f"handwritten_{method}"), "SHAPE",
-                             (20, 5, 5))
     # The same loops timed in turns in one process, after a warm-up of each: no
     # process start-up or first-touch effects in the figures.
     warm = in_process_seconds(method, loops, episodes, rounds, shape, data_home)

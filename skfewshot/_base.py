@@ -1,5 +1,7 @@
 """The common machinery of the few-shot classifiers."""
 
+import numbers
+
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
@@ -65,6 +67,10 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_X(self, X, y, reset=True)
         if y.dtype.kind not in "iub":  # integer and boolean labels are always classes
             check_classification_targets(y)
+        if isinstance(self.batch_size, bool) or not isinstance(
+                self.batch_size, numbers.Integral) or self.batch_size < 1:
+            raise ValueError(f"{owner}: batch_size must be a positive integer, "
+                             f"got {self.batch_size!r}.")
         self._check_params()
         self._device = check_device(self.device, owner=owner)
         self.encoder_ = None if self.encoder is None else frozen_copy(self.encoder, self._device)
@@ -177,9 +183,14 @@ class ComparatorClassifier(FewShotClassifier):
         comparator = self.comparator
         if comparator is None:
             comparator = self._default_comparator()
-        self.comparator_ = frozen_copy(comparator, self._device, name="comparator")
+        self.comparator_ = self._configure_comparator(
+            frozen_copy(comparator, self._device, name="comparator"), support)
         self.support_ = self._as_comparator_dtype(support)
         self.support_labels_ = labels
+
+    def _configure_comparator(self, comparator, support):
+        """Adjust the evaluation-mode copy of the comparator for this support set."""
+        return comparator
 
     def _as_comparator_dtype(self, z):
         """Embeddings in the floating dtype of the comparator's weights (float32 without

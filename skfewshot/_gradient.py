@@ -62,10 +62,6 @@ class GradientClassifier(FewShotClassifier):
         owner = type(self).__name__
         check_adaptation_options(steps=self.n_steps, adapt=self._adapt, head_init=self.head_init,
                                  owner=owner, steps_name="n_steps")
-        if self.batch_size is None or isinstance(self.batch_size, bool) or not isinstance(
-                self.batch_size, numbers.Integral) or self.batch_size < 1:
-            raise ValueError(f"{owner}: batch_size must be a positive integer, "
-                             f"got {self.batch_size!r}.")
 
     def _embed(self, X):
         # The network runs inside the adaptation; the samples stay as they are.

@@ -131,11 +131,13 @@ class SiameseClassifier(ComparatorClassifier):
                 f"SiameseKernel(embedding_dim={self.embedding_dim_})."
             )
         super()._fit_support(support, labels, n_classes)
+
+    def _configure_comparator(self, comparator, support):
         # The kernel computes in the embeddings' dtype (float64 features stay float64).
-        self.comparator_.to(support.dtype)
-        self.support_ = support
+        comparator.to(support.dtype)
         # "sum" is scored in log space, so that the normalisation cannot underflow.
-        self.comparator_.aggregation = "log_sum" if self.aggregation == "sum" else "max"
+        comparator.aggregation = "log_sum" if self.aggregation == "sum" else "max"
+        return comparator
 
     def _scores(self, query):
         """Log of the aggregated kernel values of each class, (n_query, n_classes)."""

@@ -415,6 +415,8 @@ BAD_INPUT = {
                        "Input X contains NaN"),
     "one-class support set": (MAMLClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
                               ValueError, "only 1 class"),
+    "float batch_size": (MAMLClassifier(batch_size=2.5), *OK, None, ValueError,
+                         "batch_size must be a positive integer, got 2.5"),
     "predict before fit": (ReptileClassifier(), None, None, np.ones((2, 2)), NotFittedError,
                            "not fitted yet"),
     "mismatched feature sizes": (ANILClassifier(), *OK, np.ones((2, 5)), ValueError,
