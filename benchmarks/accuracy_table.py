@@ -16,6 +16,14 @@ PUBLISHED = {  # Omniglot 5w1s, 5w5s, 20w1s, 20w5s as published
                 (97.3, 98.4, 88.2, 97.0)),
     "maml": ("MAML (Finn et al. 2017)", (98.7, 99.9, 95.8, 98.9)),
     "fomaml": ("First-order MAML (Finn et al. 2017)", (98.3, 99.2, 89.4, 97.9)),
+    # ANIL's paper reports Omniglot at 20 ways only.
+    "anil": ("ANIL (Raghu et al. 2020)", ("n/a", "n/a", 96.2, 98.0)),
+    "metasgd": ("Meta-SGD (Li et al. 2017)", (99.53, 99.93, 95.93, 98.97)),
+    # Reptile's non-transductive figures (the transductive ones are higher).
+    "reptile": ("Reptile (Nichol et al. 2018)", (95.39, 98.90, 88.14, 96.65)),
+    # The learned optimizers' papers report no Omniglot figures.
+    "meta-lstm": ("Meta-learner LSTM (Ravi & Larochelle 2017)", ("n/a",) * 4),
+    "lstm-optimizer": ("LSTM optimizer (Andrychowicz et al. 2016)", ("n/a",) * 4),
 }
 SETTINGS = [(5, 1), (5, 5), (20, 1), (20, 5)]
 

@@ -4,8 +4,9 @@ Both meta-train the same Conv4 (batch norm with the support set's statistics,
 a zero-initialised head per episode) from the same initial weights on the
 same episodes, with the same inner loop (``inner_steps`` steps of rate
 ``inner_lr``) and meta-batches of ``META_BATCH`` episodes;
-``training_speed.py`` times them side by side. Second order unless
-``FIRST_ORDER`` (see ``handwritten_fomaml.py``).
+``training_speed.py`` times them side by side (``--option inner_steps=5``
+changes the step count of both). Second order unless ``FIRST_ORDER`` (see
+``handwritten_fomaml.py``).
 """
 
 import numpy as np
@@ -38,7 +39,8 @@ def _features(params, x, n_stats):
     return x.flatten(1)
 
 
-def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order=None):
+def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order=None,
+                     inner_steps=INNER_STEPS):
     first_order = FIRST_ORDER if first_order is None else first_order
     # The seeds the learner derives from random_state=seed: same episodes, same weights.
     episode_seed, _, torch_seed = np.random.RandomState(seed).randint(2**31 - 1, size=3)
@@ -64,7 +66,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order
             s_labels = torch.from_numpy(s_labels)
             params = {**meta_params, "head.weight": torch.zeros(n_way, 64),
                       "head.bias": torch.zeros(n_way)}
-            for _ in range(INNER_STEPS):
+            for _ in range(inner_steps):
                 at = {k: v.detach() for k, v in params.items()} if first_order else params
                 grads = grad(support_loss)(at, support, s_labels)
                 params = {k: v - INNER_LR * grads[k] for k, v in params.items()}
@@ -75,9 +77,9 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order
     return model
 
 
-def learner(n_episodes, seed, n_way, n_shot, n_query, first_order=None):
+def learner(n_episodes, seed, n_way, n_shot, n_query, first_order=None, inner_steps=INNER_STEPS):
     first_order = FIRST_ORDER if first_order is None else first_order
     return MAMLLearner(Conv4, n_way=n_way, n_shot=n_shot, n_query=n_query,
-                       meta_batch_size=META_BATCH, inner_lr=INNER_LR, inner_steps=INNER_STEPS,
+                       meta_batch_size=META_BATCH, inner_lr=INNER_LR, inner_steps=inner_steps,
                        first_order=first_order, max_epochs=1, episodes_per_epoch=n_episodes,
                        random_state=seed, verbose=0)

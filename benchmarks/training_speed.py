@@ -10,13 +10,16 @@ The same loops are then timed in turns in one process, each warmed up first
 (``in_process``): short runs in fresh processes carry start-up and
 first-touch costs that the in-process figures do not.
 MAML and first-order MAML (``maml``, ``fomaml``) time 5-way 1-shot
-15-query episodes in meta-batches of 4. For ProtoNet the plain NCHW hand loop (what a practitioner writes) is timed
-too; all other hand loops use the channels-last convolution layout that
-skfewshot uses, so that the ratio is the framework's own overhead.
+15-query episodes in meta-batches of 4 (``--option inner_steps=5`` for five
+inner steps in both loops). For ProtoNet the plain NCHW hand loop (what a
+practitioner writes) is timed too; all other hand loops use the
+channels-last convolution layout that skfewshot uses, so that the ratio is
+the framework's own overhead.
 
 Run::
 
-    SKFEWSHOT_DATA=../shared/data python benchmarks/training_speed.py --out benchmarks/results/training_speed.json
+    SKFEWSHOT_DATA=../shared/data python benchmarks/training_speed.py \
+        --out benchmarks/results/training_speed.json
 """
 
 import argparse
@@ -42,7 +45,7 @@ def _memory_mb(field):
     raise KeyError(field)
 
 
-def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
+def _measure(method, loop, n_episodes, seed, shape, options, data_home, queue):
     """In a fresh process: load the data, warm up, time one run, report peak RSS."""
     sys.path.insert(0, HERE)
     import torch
@@ -50,7 +53,7 @@ def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
     from skfewshot.datasets import fetch_omniglot, rotate_classes
 
     X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
-    run = _runner(method, loop, X, y, shape)
+    run = _runner(method, loop, X, y, shape, options)
     # Peak memory of the training alone: reset the kernel's high-water mark after
     # loading the data (whose temporaries may peak higher than training does).
     rss_data = _memory_mb("VmRSS")
@@ -65,35 +68,37 @@ def _measure(method, loop, n_episodes, seed, shape, data_home, queue):
                "threads": torch.get_num_threads()})
 
 
-def measure(method, loop, n_episodes, seed, shape, data_home):
+def measure(method, loop, n_episodes, seed, shape, options, data_home):
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_measure,
-                       args=(method, loop, n_episodes, seed, shape, data_home, queue))
+                       args=(method, loop, n_episodes, seed, shape, options, data_home, queue))
     proc.start()
     result = queue.get()
     proc.join()
     return result
 
 
-def _runner(method, loop, X, y, shape):
-    """A function (n_episodes, seed) -> None running one of the loops of ``method``."""
+def _runner(method, loop, X, y, shape, options):
+    """A function (n_episodes, seed) -> None running one of the loops of ``method``.
+
+    ``options`` (a dict) go to both the hand loop and the learner."""
     module = importlib.import_module(f"handwritten_{method}")
     n_way, n_shot, n_query = shape
     if loop == "skfewshot":
-        return lambda n, s: module.learner(n, s, n_way, n_shot, n_query).fit(X, y)
-    kwargs = {"layout": "nchw" if loop == "handwritten_nchw" else "channels_last"} \
-        if method == "protonet" else {}
+        return lambda n, s: module.learner(n, s, n_way, n_shot, n_query, **options).fit(X, y)
+    kwargs = {**options, "layout": "nchw" if loop == "handwritten_nchw" else "channels_last"} \
+        if method == "protonet" else options
     return lambda n, s: module.handwritten_loop(X, y, n, s, n_way, n_shot, n_query, **kwargs)
 
 
-def in_process_seconds(method, loops, episodes, rounds, shape, data_home):
+def in_process_seconds(method, loops, episodes, rounds, shape, options, data_home):
     """Time the loops in turns in this process, each warmed up first (speed only)."""
     sys.path.insert(0, HERE)
     from skfewshot.datasets import fetch_omniglot, rotate_classes
 
     X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
-    runners = {loop: _runner(method, loop, X, y, shape) for loop in loops}
+    runners = {loop: _runner(method, loop, X, y, shape, options) for loop in loops}
     for run in runners.values():
         run(3, 0)  # warm-up
     seconds = {loop: [] for loop in loops}
@@ -105,7 +110,8 @@ def in_process_seconds(method, loops, episodes, rounds, shape, data_home):
     return seconds
 
 
-def benchmark(method, episodes, rounds, shape, data_home):
+def benchmark(method, episodes, rounds, shape, data_home, options=None):
+    options = options or {}
     if shape is None:  # the method's own episodes, else 20-way 5-shot 5-query
         sys.path.insert(0, HERE)
         shape = getattr(importlib.import_module(f"handwritten_{method}"), "SHAPE", (20, 5, 5))
@@ -116,14 +122,15 @@ def benchmark(method, episodes, rounds, shape, data_home):
     for r in range(rounds):
         order = loops[r % len(loops):] + loops[: r % len(loops)]
         for loop in order:
-            runs[loop].append(measure(method, loop, episodes, r, shape, data_home))
+            runs[loop].append(measure(method, loop, episodes, r, shape, options, data_home))
     seconds = {loop: [run["seconds"] for run in runs[loop]] for loop in loops}
     # The same loops timed in turns in one process, after a warm-up of each: no
     # process start-up or first-touch effects in the figures.
-    warm = in_process_seconds(method, loops, episodes, rounds, shape, data_home)
+    warm = in_process_seconds(method, loops, episodes, rounds, shape, options, data_home)
     result = {
         "method": method,
         "episodes": f"{shape[0]}-way {shape[1]}-shot {shape[2]}-query, Omniglot 28x28",
+        "options": options,
         "episodes_per_round": episodes,
         "rounds": rounds,
         "seconds": seconds,
@@ -156,10 +163,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--shape", default=None,
                         help="n_way,n_shot,n_query (default: the method's SHAPE, else 20,5,5)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a keyword argument of both loops, e.g. inner_steps=5 for MAML "
+                        "(integer values; repeatable)")
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
+    options = {name: int(value) for name, value in
+               (option.split("=", 1) for option in args.option)}
     import torch
 
     import skfewshot
@@ -169,7 +181,7 @@ def main():
         "skfewshot": skfewshot.__version__,
         "torch": torch.__version__,
         "machine": platform.platform(),
-        "methods": [benchmark(m, args.episodes, args.rounds, shape, args.data_home)
+        "methods": [benchmark(m, args.episodes, args.rounds, shape, args.data_home, options)
                     for m in args.methods.split(",")],
     }
     text = json.dumps(results, indent=2)

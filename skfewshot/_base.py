@@ -1,13 +1,12 @@
 """The common machinery of the few-shot classifiers."""
 
-import numbers
-
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from ._params import check_integer
 from ._torch_utils import check_device, embed, frozen_copy
 from ._validation import validate_X
 
@@ -67,10 +66,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_X(self, X, y, reset=True)
         if y.dtype.kind not in "iub":  # integer and boolean labels are always classes
             check_classification_targets(y)
-        if isinstance(self.batch_size, bool) or not isinstance(
-                self.batch_size, numbers.Integral) or self.batch_size < 1:
-            raise ValueError(f"{owner}: batch_size must be a positive integer, "
-                             f"got {self.batch_size!r}.")
+        check_integer(self.batch_size, "batch_size", owner=owner)
         self._check_params()
         self._device = check_device(self.device, owner=owner)
         self.encoder_ = None if self.encoder is None else frozen_copy(self.encoder, self._device)

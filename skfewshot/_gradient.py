@@ -1,11 +1,10 @@
 """Few-shot classifiers whose fit adapts a copy of a network to the support set."""
 
-import numbers
-
 import torch
 from torch import nn
 
 from ._base import FewShotClassifier
+from ._params import check_positive
 from ._torch_utils import as_tensor, encoder_errors, frozen_copy, torch_seed
 from .nn._adaptation import (
     GradientAdaptation,
@@ -184,9 +183,7 @@ class MAMLClassifier(GradientClassifier):
 
     def _check_params(self):
         super()._check_params()
-        if not isinstance(self.inner_lr, numbers.Real) or not self.inner_lr > 0:
-            raise ValueError(f"{type(self).__name__}: inner_lr must be a positive number, "
-                             f"got {self.inner_lr!r}.")
+        check_positive(self.inner_lr, "inner_lr", owner=type(self).__name__)
 
     def _rule(self):
         return GradientStep(lr=float(self.inner_lr))
@@ -296,9 +293,7 @@ class MetaSGDClassifier(_RuleClassifier):
 
     def _check_params(self):
         super()._check_params()
-        if not isinstance(self.lr_scale, numbers.Real) or not self.lr_scale > 0:
-            raise ValueError(f"{type(self).__name__}: lr_scale must be a positive number, "
-                             f"got {self.lr_scale!r}.")
+        check_positive(self.lr_scale, "lr_scale", owner=type(self).__name__)
 
     def _default_rule(self):
         return GradientStep(lr=0.4)

@@ -344,7 +344,7 @@ def test_fetch_omniglot_invalid_subset(subset, tmp_path):
 
 @pytest.mark.parametrize("image_size", [0, -28, 28.0, 2.5, "28", None, True])
 def test_fetch_omniglot_invalid_image_size(image_size, tmp_path):
-    with pytest.raises(ValueError, match="image_size must be a positive integer"):
+    with pytest.raises(ValueError, match="image_size must be an integer >= 1"):
         fetch_omniglot("background_small1", data_home=tmp_path, image_size=image_size)
 
 
@@ -852,5 +852,5 @@ def test_load_image_folder_errors(tmp_path):
     with pytest.raises(OSError, match="broken.png"):
         load_image_folder(empty)
 
-    with pytest.raises(ValueError, match="image_size must be a positive integer"):
+    with pytest.raises(ValueError, match="image_size must be an integer >= 1"):
         load_image_folder(empty, image_size=0)

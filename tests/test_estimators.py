@@ -152,7 +152,7 @@ BAD_INPUT = {
     "one-class support set": (PrototypicalClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
                               ValueError, "only 1 class"),
     "zero batch_size": (PrototypicalClassifier(batch_size=0), np.ones((4, 2)), [0, 0, 1, 1],
-                        None, ValueError, "batch_size must be a positive integer, got 0"),
+                        None, ValueError, "batch_size must be an integer >= 1, got 0"),
     "predict before fit": (PrototypicalClassifier(), None, None, np.ones((2, 2)),
                            NotFittedError, "not fitted yet"),
     "mismatched feature sizes": (PrototypicalClassifier(), np.ones((4, 3)), [0, 0, 1, 1],

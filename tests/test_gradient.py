@@ -396,7 +396,7 @@ X_NAN[0, 0, 0, 0] = np.nan
 OK = (np.ones((4, 2)), [0, 0, 1, 1])
 BAD_INPUT = {
     "negative n_steps": (MAMLClassifier(n_steps=-1), *OK, None, ValueError,
-                         "n_steps must be a non-negative integer"),
+                         "n_steps must be an integer >= 0"),
     "unknown head_init": (ANILClassifier(head_init="random"), *OK, None, ValueError,
                           "head_init must be one of"),
     "zero inner_lr": (MAMLClassifier(inner_lr=0), *OK, None, ValueError,
@@ -416,7 +416,7 @@ BAD_INPUT = {
     "one-class support set": (MAMLClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
                               ValueError, "only 1 class"),
     "float batch_size": (MAMLClassifier(batch_size=2.5), *OK, None, ValueError,
-                         "batch_size must be a positive integer, got 2.5"),
+                         "batch_size must be an integer >= 1, got 2.5"),
     "predict before fit": (ReptileClassifier(), None, None, np.ones((2, 2)), NotFittedError,
                            "not fitted yet"),
     "mismatched feature sizes": (ANILClassifier(), *OK, np.ones((2, 5)), ValueError,
@@ -434,9 +434,9 @@ def test_learner_errors(digits):
     base = y < 6
     with pytest.raises(ValueError, match="head_init must be one of"):
         _fit_learner(MAMLLearner, X[base], y[base], head_init="learned")
-    with pytest.raises(ValueError, match="inner_steps must be a non-negative integer"):
+    with pytest.raises(ValueError, match="inner_steps must be an integer >= 0"):
         _fit_learner(ANILLearner, X[base], y[base], inner_steps=1.5)
-    with pytest.raises(ValueError, match="meta_batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="meta_batch_size must be an integer >= 1"):
         _fit_learner(MAMLLearner, X[base], y[base], meta_batch_size=0)
     with pytest.raises(ValueError, match="MetaSGDLearner: .*uninitialised \\(lazy\\)"):
         _fit_learner(MetaSGDLearner, X[base], y[base], encoder__in_features=None)

@@ -4,7 +4,6 @@
 
 import hashlib
 import http.client
-import numbers
 import os
 import secrets
 import stat
@@ -14,6 +13,8 @@ import warnings
 import zipfile
 
 import numpy as np
+
+from .._params import check_integer
 
 __all__ = ["get_data_home"]
 
@@ -76,13 +77,7 @@ def get_data_home(data_home=None) -> str:
 
 def _check_image_size(image_size):
     """Return `image_size` as an int, or raise a ValueError if it is not positive."""
-    if (
-        not isinstance(image_size, numbers.Integral)
-        or isinstance(image_size, bool)
-        or image_size < 1
-    ):
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}.")
-    return int(image_size)
+    return check_integer(image_size, "image_size")
 
 
 def _get_fallback_cache_home() -> str:

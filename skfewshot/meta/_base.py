@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
 
+from .._params import check_integer
 from .._torch_utils import channels_last, torch_seed
 from ..model_selection import EpisodeSampler
 from ..nn import Conv4, EpisodeModel
@@ -194,10 +195,7 @@ class BaseEpisodicLearner(NeuralNet):
         afresh each epoch, validation episodes are the same at every epoch."""
         X = torch.from_numpy(np.asarray(dataset.X, dtype=np.float32))
         if training:
-            size = self.meta_batch_size
-            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-                raise ValueError(f"{type(self).__name__}: meta_batch_size must be a positive "
-                                 f"integer, got {size!r}.")
+            check_integer(self.meta_batch_size, "meta_batch_size", owner=type(self).__name__)
             sampler = self._sampler(dataset.y, what="training set")
             return EpisodeLoader(X, sampler, self.episodes_per_epoch, self._train_rng_,
                                  meta_batch_size=self.meta_batch_size)

@@ -1,21 +1,15 @@
 """The one episode sampler, shared by meta-training and episodic cross-validation."""
 
-from numbers import Integral
-
 import numpy as np
+
+from .._params import check_integer
 
 
 def _check_episode_params(n_way, n_shot, n_query, *, owner):
     """Validate the (n_way, n_shot, n_query) triple of an episode."""
-    if not isinstance(n_way, Integral) or n_way < 2:
-        raise ValueError(f"{owner}: n_way must be an integer >= 2, got {n_way!r}.")
-    if not isinstance(n_shot, Integral) or n_shot < 1:
-        raise ValueError(f"{owner}: n_shot must be an integer >= 1, got {n_shot!r}.")
-    if n_query is not None and (not isinstance(n_query, Integral) or n_query < 1):
-        raise ValueError(
-            f"{owner}: n_query must be an integer >= 1 or None (all remaining "
-            f"samples of each class), got {n_query!r}."
-        )
+    check_integer(n_way, "n_way", owner=owner, minimum=2)
+    check_integer(n_shot, "n_shot", owner=owner)
+    check_integer(n_query, "n_query", owner=owner, none="all remaining samples of each class")
 
 
 class EpisodeSampler:

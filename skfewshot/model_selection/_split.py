@@ -1,12 +1,11 @@
 """Episodic cross-validation splitter."""
 
-from numbers import Integral
-
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
+from .._params import check_integer
 from ._episodes import EpisodeSampler, _check_episode_params
 
 
@@ -79,10 +78,7 @@ class EpisodicSplit(BaseCrossValidator):
         """
         owner = type(self).__name__
         _check_episode_params(self.n_way, self.n_shot, self.n_query, owner=owner)
-        if not isinstance(self.n_episodes, Integral) or self.n_episodes < 1:
-            raise ValueError(
-                f"{owner}: n_episodes must be an integer >= 1, got {self.n_episodes!r}."
-            )
+        check_integer(self.n_episodes, "n_episodes", owner=owner)
         if y is None:
             raise ValueError(f"{owner}.split needs the labels y to draw episodes.")
         y = np.asarray(y)

@@ -31,6 +31,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 from torch.nn import functional as F
 
+from .._params import check_integer
 from ._heads import n_classes
 
 HEAD_INITS = ("zero", "prototypes")
@@ -409,7 +410,12 @@ class GradientAdaptation(nn.Module):
                 return F.cross_entropy(self._logits(params, z), support_labels)
         else:
             params = {f"encoder.{name}": p for name, p in self.encoder.named_parameters()}
-            params.update(self._init_head(self._embed(params, support), support_labels, n))
+            if self.head_init == "prototypes":
+                z = self._embed(params, support)
+            else:  # a zero head needs only the embedding's width: one sample, no graph
+                with torch.no_grad():
+                    z = self._embed(params, support[:1])
+            params.update(self._init_head(z, support_labels, n))
 
             def support_loss(params):
                 z = self._embed(params, support)
@@ -457,8 +463,7 @@ class GradientAdaptation(nn.Module):
 
 def check_adaptation_options(*, steps, adapt, head_init, owner, steps_name="steps"):
     """Validate the options of a :class:`GradientAdaptation` with a clear error."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"{owner}: {steps_name} must be a non-negative integer, got {steps!r}.")
+    check_integer(steps, steps_name, owner=owner, minimum=0)
     if adapt not in ADAPTS:
         raise ValueError(f"{owner}: adapt must be one of {ADAPTS}, got {adapt!r}.")
     if head_init not in HEAD_INITS:

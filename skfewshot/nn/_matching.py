@@ -13,12 +13,11 @@ a bidirectional LSTM and ``f`` attends to it with an LSTM over
 ``read_steps`` steps, so that both embeddings depend on the support set.
 """
 
-from numbers import Integral, Real
-
 import numpy as np
 import torch
 from torch import nn
 
+from .._params import check_integer, check_positive
 from ._heads import n_classes
 
 
@@ -43,12 +42,9 @@ def check_matching_options(*, owner, **options):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"{owner}: fce must be True or False, got {value!r}.")
         elif name == "scale":
-            if (isinstance(value, (bool, np.bool_)) or not isinstance(value, Real)
-                    or not 0 < value < np.inf):
-                raise ValueError(f"{owner}: scale must be a positive number, got {value!r}.")
-        elif (isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral)
-              or value < 1):
-            raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}.")
+            check_positive(value, name, owner=owner)
+        else:
+            check_integer(value, name, owner=owner)
 
 
 def matching_log_proba(query, support, support_labels, n_way, scale=1.0):

@@ -1,0 +1,85 @@
+"""Accuracy of a saved gradient-based classifier over a grid of its test-time parameters.
+
+Loads a classifier saved by ``skfewshot benchmark --output`` (a
+``MAMLClassifier``, ``ReptileClassifier``, ...), and evaluates it on the
+Omniglot evaluation alphabets for every combination of ``--grid`` values
+(e.g. the number of adaptation steps ``n_steps`` and their rate
+``inner_lr``), on the same episodes for every combination. Besides the mean
+query accuracy and its 95% interval it reports the support-set accuracy
+after adaptation and the share of episodes under 50% query accuracy: a
+failing adaptation (diverging or stalled) shows in these first.
+
+Run::
+
+    SKFEWSHOT_DATA=../shared/data python benchmarks/adaptation_steps.py \\
+        benchmarks/results/maml.joblib --grid n_steps=1,2,5,10 --shots 1,5 \\
+        --out benchmarks/results/maml_steps.json
+"""
+
+import argparse
+import ast
+import json
+import time
+
+import joblib
+import numpy as np
+from sklearn.model_selection import ParameterGrid, cross_validate
+
+from skfewshot.datasets import fetch_omniglot
+from skfewshot.metrics import mean_confidence_interval
+from skfewshot.model_selection import EpisodicSplit
+
+
+def _grid(text):
+    name, _, values = text.partition("=")
+    return name, [ast.literal_eval(v) for v in values.split(",")]
+
+
+def sweep(clf, X, y, grid, ways, shots, n_episodes, random_state):
+    rows = []
+    for n_way in ways:
+        for n_shot in shots:
+            cv = EpisodicSplit(n_way, n_shot, 15, n_episodes, random_state=random_state)
+            for params in ParameterGrid(grid):
+                start = time.perf_counter()
+                scores = cross_validate(clf.set_params(**params), X, y, cv=cv,
+                                        return_train_score=True)
+                query, support = scores["test_score"], scores["train_score"]
+                mean, half = mean_confidence_interval(query)
+                rows.append({"n_way": n_way, "n_shot": n_shot, **params,
+                             "accuracy": 100 * mean, "ci95": 100 * half,
+                             "support_accuracy": 100 * float(support.mean()),
+                             "episodes_under_50": float(np.mean(query < 0.5)),
+                             "worst_episode": 100 * float(query.min()),
+                             "seconds": time.perf_counter() - start})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a classifier saved with joblib")
+    parser.add_argument("--grid", type=_grid, action="append", default=[],
+                        metavar="NAME=V1,V2", help="values of a classifier parameter "
+                        "(repeatable; default: n_steps=1,2,5,10)")
+    parser.add_argument("--ways", default="5")
+    parser.add_argument("--shots", default="1,5")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--data-home", default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    grid = dict(args.grid) or {"n_steps": [1, 2, 5, 10]}
+    clf = joblib.load(args.model)
+    X, y = fetch_omniglot("evaluation", data_home=args.data_home, return_X_y=True)
+    rows = sweep(clf, X, y, grid, [int(w) for w in args.ways.split(",")],
+                 [int(s) for s in args.shots.split(",")], args.episodes, args.random_state)
+    result = {"benchmark": "adaptation_steps", "model": args.model,
+              "classifier": repr(clf), "episodes": args.episodes, "results": rows}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
