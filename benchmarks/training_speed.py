@@ -46,14 +46,25 @@ def _memory_mb(field):
     raise KeyError(field)
 
 
-def _measure(method, loop, n_episodes, seed, shape, options, data_home, queue):
-    """In a fresh process: load the data, warm up, time one run, report peak RSS."""
-    sys.path.insert(0, HERE)
-    import torch
-
+def _base_data(data_home):
+    """The meta-training set: Omniglot's background alphabets with rotations as classes."""
     from skfewshot.datasets import fetch_omniglot, rotate_classes
 
-    X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
+    return rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
+
+
+def _loops_module(method):
+    """``benchmarks/handwritten_<method>.py``: the hand loop and the matching learner."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    return importlib.import_module(f"handwritten_{method}")
+
+
+def _measure(method, loop, n_episodes, seed, shape, options, data_home, queue):
+    """In a fresh process: load the data, warm up, time one run, report peak RSS."""
+    import torch
+
+    X, y = _base_data(data_home)
     run = _runner(method, loop, X, y, shape, options)
     # Peak memory of the training alone: reset the kernel's high-water mark after
     # loading the data (whose temporaries may peak higher than training does).
@@ -84,7 +95,7 @@ def _runner(method, loop, X, y, shape, options):
     """A function (n_episodes, seed) -> None running one of the loops of ``method``.
 
     ``options`` (a dict) go to both the hand loop and the learner."""
-    module = importlib.import_module(f"handwritten_{method}")
+    module = _loops_module(method)
     n_way, n_shot, n_query = shape
     if loop == "skfewshot":
         return lambda n, s: module.learner(n, s, n_way, n_shot, n_query, **options).fit(X, y)
@@ -95,10 +106,7 @@ def _runner(method, loop, X, y, shape, options):
 
 def in_process_seconds(method, loops, episodes, rounds, shape, options, data_home):
     """Time the loops in turns in this process, each warmed up first (speed only)."""
-    sys.path.insert(0, HERE)
-    from skfewshot.datasets import fetch_omniglot, rotate_classes
-
-    X, y = rotate_classes(*fetch_omniglot("background", data_home=data_home, return_X_y=True))
+    X, y = _base_data(data_home)
     runners = {loop: _runner(method, loop, X, y, shape, options) for loop in loops}
     for run in runners.values():
         run(3, 0)  # warm-up
@@ -114,8 +122,7 @@ def in_process_seconds(method, loops, episodes, rounds, shape, options, data_hom
 def benchmark(method, episodes, rounds, shape, data_home, options=None):
     options = options or {}
     if shape is None:  # the method's own episodes, else 20-way 5-shot 5-query
-        sys.path.insert(0, HERE)
-        shape = getattr(importlib.import_module(f"handwritten_{method}"), "SHAPE", (20, 5, 5))
+        shape = getattr(_loops_module(method), "SHAPE", (20, 5, 5))
     loops = ["handwritten", "skfewshot"]
     if method == "protonet":
         loops.insert(0, "handwritten_nchw")
@@ -148,11 +155,10 @@ def benchmark(method, episodes, rounds, shape, data_home, options=None):
     median = {loop: float(np.median(peaks))
               for loop, peaks in result["peak_over_data_mb_runs"].items()}
     # None when loading the data peaked above the hand loop's training.
-    result["memory_ratio"] = (median["skfewshot"] / median["handwritten"]
-                              if median["handwritten"] > 0 else None)
-    result["memory_ratio_of_largest_peaks"] = (
-        result["peak_over_data_mb"]["skfewshot"] / result["peak_over_data_mb"]["handwritten"]
-        if result["peak_over_data_mb"]["handwritten"] > 0 else None)
+    for key, peaks in (("memory_ratio", median),
+                       ("memory_ratio_of_largest_peaks", result["peak_over_data_mb"])):
+        result[key] = (peaks["skfewshot"] / peaks["handwritten"]
+                       if peaks["handwritten"] > 0 else None)
     result["in_process"] = {
         "seconds": warm,
         "episodes_per_s": {loop: episodes * rounds / sum(s) for loop, s in warm.items()},
