@@ -12,8 +12,10 @@ PUBLISHED = {  # Omniglot 5w1s, 5w5s, 20w1s, 20w5s as published
     "protonet": ("ProtoNet (Snell et al. 2017)", (98.8, 99.7, 96.0, 98.9)),
     "matching": ("Matching Networks (Vinyals et al. 2016)", (98.1, 98.9, 93.8, 98.5)),
     "relation": ("Relation Networks (Sung et al. 2018)", (99.6, 99.8, 97.6, 99.1)),
-    "siamese": ("Siamese Networks (Koch et al. 2015, as reported by Vinyals)",
-                (97.3, 98.4, 88.2, 97.0)),
+    "siamese": (
+        "Siamese Networks (Koch et al. 2015, as reported by Vinyals)",
+        (97.3, 98.4, 88.2, 97.0),
+    ),
     "maml": ("MAML (Finn et al. 2017)", (98.7, 99.9, 95.8, 98.9)),
     "fomaml": ("First-order MAML (Finn et al. 2017)", (98.3, 99.2, 89.4, 97.9)),
     # ANIL's paper reports Omniglot at 20 ways only.
@@ -29,8 +31,7 @@ SETTINGS = [(5, 1), (5, 5), (20, 1), (20, 5)]
 
 
 def main(paths):
-    print("| method | training | " + " | ".join(f"{w}-way {s}-shot" for w, s in SETTINGS)
-          + " |")
+    print("| method | training | " + " | ".join(f"{w}-way {s}-shot" for w, s in SETTINGS) + " |")
     print("| --- | --- |" + " --- |" * len(SETTINGS))
     for path in paths:
         with open(path) as f:
@@ -45,10 +46,11 @@ def main(paths):
         if params:
             name += " (" + ", ".join(f"`{p}`" for p in params) + ")"
         rows = {(r["n_way"], r["n_shot"]): r for r in result["results"]}
-        cells = [f"{rows[s]['accuracy']:.2f} ± {rows[s]['ci95']:.2f} ({p})"
-                 for s, p in zip(SETTINGS, published)]
-        train = (f"{result['train_episodes']} episodes, "
-                 f"{result['train_seconds'] / 60:.1f} min")
+        cells = [
+            f"{rows[s]['accuracy']:.2f} ± {rows[s]['ci95']:.2f} ({p})"
+            for s, p in zip(SETTINGS, published)
+        ]
+        train = f"{result['train_episodes']} episodes, {result['train_seconds'] / 60:.1f} min"
         print(f"| {name} | {train} | " + " | ".join(cells) + " |")
 
 

@@ -42,16 +42,24 @@ def sweep(clf, X, y, grid, ways, shots, n_episodes, random_state):
             cv = EpisodicSplit(n_way, n_shot, 15, n_episodes, random_state=random_state)
             for params in ParameterGrid(grid):
                 start = time.perf_counter()
-                scores = cross_validate(clf.set_params(**params), X, y, cv=cv,
-                                        return_train_score=True)
+                scores = cross_validate(
+                    clf.set_params(**params), X, y, cv=cv, return_train_score=True
+                )
                 query, support = scores["test_score"], scores["train_score"]
                 mean, half = mean_confidence_interval(query)
-                rows.append({"n_way": n_way, "n_shot": n_shot, **params,
-                             "accuracy": 100 * mean, "ci95": 100 * half,
-                             "support_accuracy": 100 * float(support.mean()),
-                             "episodes_under_50": float(np.mean(query < 0.5)),
-                             "worst_episode": 100 * float(query.min()),
-                             "seconds": time.perf_counter() - start})
+                rows.append(
+                    {
+                        "n_way": n_way,
+                        "n_shot": n_shot,
+                        **params,
+                        "accuracy": 100 * mean,
+                        "ci95": 100 * half,
+                        "support_accuracy": 100 * float(support.mean()),
+                        "episodes_under_50": float(np.mean(query < 0.5)),
+                        "worst_episode": 100 * float(query.min()),
+                        "seconds": time.perf_counter() - start,
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -59,9 +67,14 @@ def sweep(clf, X, y, grid, ways, shots, n_episodes, random_state):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a classifier saved with joblib")
-    parser.add_argument("--grid", type=_grid, action="append", default=[],
-                        metavar="NAME=V1,V2", help="values of a classifier parameter "
-                        "(repeatable; default: n_steps=1,2,5,10)")
+    parser.add_argument(
+        "--grid",
+        type=_grid,
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="values of a classifier parameter (repeatable; default: n_steps=1,2,5,10)",
+    )
     parser.add_argument("--ways", default="5")
     parser.add_argument("--shots", default="1,5")
     parser.add_argument("--episodes", type=int, default=100)
@@ -72,10 +85,23 @@ def main():
     grid = dict(args.grid) or {"n_steps": [1, 2, 5, 10]}
     clf = joblib.load(args.model)
     X, y = fetch_omniglot("evaluation", data_home=args.data_home, return_X_y=True)
-    rows = sweep(clf, X, y, grid, [int(w) for w in args.ways.split(",")],
-                 [int(s) for s in args.shots.split(",")], args.episodes, args.random_state)
-    result = {"benchmark": "adaptation_steps", "model": args.model,
-              "classifier": repr(clf), "episodes": args.episodes, "results": rows}
+    rows = sweep(
+        clf,
+        X,
+        y,
+        grid,
+        [int(w) for w in args.ways.split(",")],
+        [int(s) for s in args.shots.split(",")],
+        args.episodes,
+        args.random_state,
+    )
+    result = {
+        "benchmark": "adaptation_steps",
+        "model": args.model,
+        "classifier": repr(clf),
+        "episodes": args.episodes,
+        "results": rows,
+    }
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

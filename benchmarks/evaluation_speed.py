@@ -8,7 +8,8 @@ faster, identical scores. The one-time embedding is timed apart.
 
 Run::
 
-    SKFEWSHOT_DATA=../shared/data python benchmarks/evaluation_speed.py --out benchmarks/results/evaluation_speed.json
+    SKFEWSHOT_DATA=../shared/data python benchmarks/evaluation_speed.py \\
+        --out benchmarks/results/evaluation_speed.json
 """
 
 import argparse
@@ -42,16 +43,18 @@ def evaluation_speed(X, y, n_episodes, settings):
         start = time.perf_counter()
         precomputed = cross_val_score(PrototypicalClassifier(), Z, y, cv=cv)
         precomputed_s = time.perf_counter() - start
-        rows.append({
-            "n_way": n_way,
-            "n_shot": n_shot,
-            "reembed_each_episode_s": direct_s,
-            "precomputed_embeddings_s": precomputed_s,
-            "speedup": direct_s / precomputed_s,
-            "speedup_including_embedding": direct_s / (embed_s + precomputed_s),
-            "identical_scores": bool(np.array_equal(direct, precomputed)),
-            "mean_accuracy": float(precomputed.mean()),
-        })
+        rows.append(
+            {
+                "n_way": n_way,
+                "n_shot": n_shot,
+                "reembed_each_episode_s": direct_s,
+                "precomputed_embeddings_s": precomputed_s,
+                "speedup": direct_s / precomputed_s,
+                "speedup_including_embedding": direct_s / (embed_s + precomputed_s),
+                "identical_scores": bool(np.array_equal(direct, precomputed)),
+                "mean_accuracy": float(precomputed.mean()),
+            }
+        )
     return {
         "episodes": "15 queries per class, Conv4 (untrained), 28x28, Omniglot evaluation",
         "n_episodes": n_episodes,
@@ -76,8 +79,9 @@ def main():
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.platform(),
-        "evaluation": evaluation_speed(X_eval, y_eval, args.eval_episodes,
-                                       [(5, 1), (5, 5), (20, 1), (20, 5)]),
+        "evaluation": evaluation_speed(
+            X_eval, y_eval, args.eval_episodes, [(5, 1), (5, 5), (20, 1), (20, 5)]
+        ),
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -33,14 +33,16 @@ def _features(params, x, n_stats):
         mean = x[:n_stats].mean((0, 2, 3), keepdim=True)
         var = x[:n_stats].var((0, 2, 3), unbiased=False, keepdim=True)
         x = (x - mean) * torch.rsqrt(var + 1e-5)
-        x = x * params[f"blocks.{i}.1.weight"].view(1, -1, 1, 1) \
-            + params[f"blocks.{i}.1.bias"].view(1, -1, 1, 1)
+        x = x * params[f"blocks.{i}.1.weight"].view(1, -1, 1, 1) + params[
+            f"blocks.{i}.1.bias"
+        ].view(1, -1, 1, 1)
         x = F.max_pool2d(F.relu(x), 2)
     return x.flatten(1)
 
 
-def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order=None,
-                     inner_steps=INNER_STEPS):
+def handwritten_loop(
+    X, y, n_episodes, seed, n_way, n_shot, n_query, first_order=None, inner_steps=INNER_STEPS
+):
     first_order = FIRST_ORDER if first_order is None else first_order
     # The seeds the learner derives from random_state=seed: same episodes, same weights.
     episode_seed, _, torch_seed = np.random.RandomState(seed).randint(2**31 - 1, size=3)
@@ -53,8 +55,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order
     X = torch.from_numpy(X)
 
     def support_loss(params, x, labels):
-        logits = F.linear(_features(params, x, len(x)), params["head.weight"],
-                          params["head.bias"])
+        logits = F.linear(_features(params, x, len(x)), params["head.weight"], params["head.bias"])
         return F.cross_entropy(logits, labels)
 
     for start in range(0, n_episodes, META_BATCH):
@@ -64,13 +65,16 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order
             s, q, s_labels, q_labels = sampler.sample(rng)
             support, query = X[torch.from_numpy(s)], X[torch.from_numpy(q)]
             s_labels = torch.from_numpy(s_labels)
-            params = {**meta_params, "head.weight": torch.zeros(n_way, 64),
-                      "head.bias": torch.zeros(n_way)}
+            params = {
+                **meta_params,
+                "head.weight": torch.zeros(n_way, 64),
+                "head.bias": torch.zeros(n_way),
+            }
             for _ in range(inner_steps):
                 at = {k: v.detach() for k, v in params.items()} if first_order else params
                 grads = grad(support_loss)(at, support, s_labels)
                 params = {k: v - INNER_LR * grads[k] for k, v in params.items()}
-            z = _features(params, torch.cat([support, query]), len(support))[len(support):]
+            z = _features(params, torch.cat([support, query]), len(support))[len(support) :]
             logits = F.linear(z, params["head.weight"], params["head.bias"])
             (F.cross_entropy(logits, torch.from_numpy(q_labels)) / batch).backward()
         optimizer.step()
@@ -79,7 +83,17 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, first_order
 
 def learner(n_episodes, seed, n_way, n_shot, n_query, first_order=None, inner_steps=INNER_STEPS):
     first_order = FIRST_ORDER if first_order is None else first_order
-    return MAMLLearner(Conv4, n_way=n_way, n_shot=n_shot, n_query=n_query,
-                       meta_batch_size=META_BATCH, inner_lr=INNER_LR, inner_steps=inner_steps,
-                       first_order=first_order, max_epochs=1, episodes_per_epoch=n_episodes,
-                       random_state=seed, verbose=0)
+    return MAMLLearner(
+        Conv4,
+        n_way=n_way,
+        n_shot=n_shot,
+        n_query=n_query,
+        meta_batch_size=META_BATCH,
+        inner_lr=INNER_LR,
+        inner_steps=inner_steps,
+        first_order=first_order,
+        max_epochs=1,
+        episodes_per_epoch=n_episodes,
+        random_state=seed,
+        verbose=0,
+    )

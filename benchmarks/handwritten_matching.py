@@ -41,7 +41,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way=20, n_shot=5, n_query=5):
     for _ in range(n_episodes):
         support, query, support_labels, query_labels = sampler.sample(rng)  # support by class
         z = encoder(X[torch.from_numpy(np.concatenate([support, query]))])
-        s, q = z[: len(support)], z[len(support):]
+        s, q = z[: len(support)], z[len(support) :]
         states, _ = support_lstm(s.unsqueeze(1))
         g = s + states[:, 0, :d] + states[:, 0, d:]
         h, c = q, torch.zeros_like(q)
@@ -52,8 +52,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way=20, n_shot=5, n_query=5):
         cosine = nn.functional.normalize(h, dim=1) @ nn.functional.normalize(g, dim=1).T
         one_hot = nn.functional.one_hot(torch.from_numpy(support_labels), n_way).float()
         proba = torch.softmax(cosine, dim=1) @ one_hot
-        loss = nn.functional.nll_loss(proba.clamp_min(1e-12).log(),
-                                      torch.from_numpy(query_labels))
+        loss = nn.functional.nll_loss(proba.clamp_min(1e-12).log(), torch.from_numpy(query_labels))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -62,7 +61,17 @@ def handwritten_loop(X, y, n_episodes, seed, n_way=20, n_shot=5, n_query=5):
 
 def learner(n_episodes, seed, n_way=20, n_shot=5, n_query=5):
     """The skfewshot learner of the same model and training (call ``.fit(X, y)``)."""
-    return MatchingNetLearner(Conv4, fce=True, read_steps=READ_STEPS,
-                              comparator__embedding_dim=EMBEDDING_DIM, n_way=n_way,
-                              n_shot=n_shot, n_query=n_query, lr=1e-3, max_epochs=1,
-                              episodes_per_epoch=n_episodes, random_state=seed, verbose=0)
+    return MatchingNetLearner(
+        Conv4,
+        fce=True,
+        read_steps=READ_STEPS,
+        comparator__embedding_dim=EMBEDDING_DIM,
+        n_way=n_way,
+        n_shot=n_shot,
+        n_query=n_query,
+        lr=1e-3,
+        max_epochs=1,
+        episodes_per_epoch=n_episodes,
+        random_state=seed,
+        verbose=0,
+    )

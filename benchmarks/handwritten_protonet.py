@@ -28,7 +28,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, layout="cha
         support, query, _, query_labels = sampler.sample(rng)
         z = model(X[torch.from_numpy(np.concatenate([support, query]))])
         prototypes = z[: len(support)].view(n_way, n_shot, -1).mean(1)
-        logits = -torch.cdist(z[len(support):], prototypes).pow(2)
+        logits = -torch.cdist(z[len(support) :], prototypes).pow(2)
         loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(query_labels))
         optimizer.zero_grad()
         loss.backward()
@@ -37,5 +37,13 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, layout="cha
 
 
 def learner(n_episodes, seed, n_way, n_shot, n_query):
-    return ProtoNetLearner(Conv4, n_way=n_way, n_shot=n_shot, n_query=n_query, max_epochs=1,
-                           episodes_per_epoch=n_episodes, random_state=seed, verbose=0)
+    return ProtoNetLearner(
+        Conv4,
+        n_way=n_way,
+        n_shot=n_shot,
+        n_query=n_query,
+        max_epochs=1,
+        episodes_per_epoch=n_episodes,
+        random_state=seed,
+        verbose=0,
+    )

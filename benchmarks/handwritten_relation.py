@@ -52,8 +52,13 @@ class HandRelation(nn.Module):
     def forward(self, class_maps, query_maps, concat=False):
         n_query, n_way = len(query_maps), len(class_maps)
         if concat:
-            pairs = torch.cat([class_maps[None].expand(n_query, -1, -1, -1, -1),
-                               query_maps[:, None].expand(-1, n_way, -1, -1, -1)], 2)
+            pairs = torch.cat(
+                [
+                    class_maps[None].expand(n_query, -1, -1, -1, -1),
+                    query_maps[:, None].expand(-1, n_way, -1, -1, -1),
+                ],
+                2,
+            )
             x = self.conv1(pairs.flatten(0, 1))
         else:
             c = self.channels
@@ -88,10 +93,12 @@ def handwritten_loop(X, y, n_episodes, seed, n_way=20, n_shot=5, n_query=5, *, c
         ``{"encoder": ..., "comparator": ...}``, like ``learner.module_``.
     """
     torch.manual_seed(seed)
-    model = nn.ModuleDict({
-        "encoder": Conv4(flatten=False, pooled_blocks=2),
-        "comparator": HandRelation(),
-    }).to(memory_format=torch.channels_last)  # skfewshot's convolution layout
+    model = nn.ModuleDict(
+        {
+            "encoder": Conv4(flatten=False, pooled_blocks=2),
+            "comparator": HandRelation(),
+        }
+    ).to(memory_format=torch.channels_last)  # skfewshot's convolution layout
     encoder, relation = model["encoder"], model["comparator"]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     sampler = EpisodeSampler(y, n_way, n_shot, n_query)
@@ -114,8 +121,15 @@ def handwritten_loop(X, y, n_episodes, seed, n_way=20, n_shot=5, n_query=5, *, c
 
 def learner(n_episodes, seed, n_way=20, n_shot=5, n_query=5):
     """The skfewshot learner of the same model, for ``n_episodes`` episodes in one epoch."""
-    return RelationNetLearner(n_way=n_way, n_shot=n_shot, n_query=n_query, max_epochs=1,
-                              episodes_per_epoch=n_episodes, random_state=seed, verbose=0)
+    return RelationNetLearner(
+        n_way=n_way,
+        n_shot=n_shot,
+        n_query=n_query,
+        max_epochs=1,
+        episodes_per_epoch=n_episodes,
+        random_state=seed,
+        verbose=0,
+    )
 
 
 def main(argv=None):
@@ -129,8 +143,9 @@ def main(argv=None):
     shape = dict(n_way=20, n_shot=5, n_query=args.n_query)
     runs = {
         "handwritten": lambda: handwritten_loop(X, y, args.episodes, 0, **shape),
-        "handwritten_concat": lambda: handwritten_loop(X, y, args.episodes, 0, concat=True,
-                                                       **shape),
+        "handwritten_concat": lambda: handwritten_loop(
+            X, y, args.episodes, 0, concat=True, **shape
+        ),
         "skfewshot": lambda: learner(args.episodes, 0, **shape).fit(X, y),
     }
     for name, run in runs.items():

@@ -31,12 +31,13 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query):
     for _ in range(n_episodes):
         support, query, _, query_labels = sampler.sample(rng)
         z = encoder(X[torch.from_numpy(np.concatenate([support, query]))])
-        z_support, z_query = z[: len(support)], z[len(support):]
+        z_support, z_query = z[: len(support)], z[len(support) :]
         logits = head((z_query[:, None, :] - z_support[None, :, :]).abs()).squeeze(-1)
         logits = logits.view(len(query), n_way, n_shot).amax(2)  # support grouped by class
         target = torch.nn.functional.one_hot(torch.from_numpy(query_labels), n_way).float()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target,
-                                                                    pos_weight=pos_weight)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, pos_weight=pos_weight
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -44,5 +45,13 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query):
 
 
 def learner(n_episodes, seed, n_way, n_shot, n_query):
-    return SiameseLearner(Conv4, n_way=n_way, n_shot=n_shot, n_query=n_query, max_epochs=1,
-                          episodes_per_epoch=n_episodes, random_state=seed, verbose=0)
+    return SiameseLearner(
+        Conv4,
+        n_way=n_way,
+        n_shot=n_shot,
+        n_query=n_query,
+        max_epochs=1,
+        episodes_per_epoch=n_episodes,
+        random_state=seed,
+        verbose=0,
+    )

@@ -76,15 +76,22 @@ def _measure(method, loop, n_episodes, seed, shape, options, data_home, queue):
     run(n_episodes, seed)
     seconds = time.perf_counter() - start
     peak = _memory_mb("VmHWM")
-    queue.put({"seconds": seconds, "peak_rss_mb": peak, "peak_over_data_mb": peak - rss_data,
-               "threads": torch.get_num_threads()})
+    queue.put(
+        {
+            "seconds": seconds,
+            "peak_rss_mb": peak,
+            "peak_over_data_mb": peak - rss_data,
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 def measure(method, loop, n_episodes, seed, shape, options, data_home):
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_measure,
-                       args=(method, loop, n_episodes, seed, shape, options, data_home, queue))
+    proc = ctx.Process(
+        target=_measure, args=(method, loop, n_episodes, seed, shape, options, data_home, queue)
+    )
     proc.start()
     result = queue.get()
     proc.join()
@@ -99,8 +106,11 @@ def _runner(method, loop, X, y, shape, options):
     n_way, n_shot, n_query = shape
     if loop == "skfewshot":
         return lambda n, s: module.learner(n, s, n_way, n_shot, n_query, **options).fit(X, y)
-    kwargs = {**options, "layout": "nchw" if loop == "handwritten_nchw" else "channels_last"} \
-        if method == "protonet" else options
+    kwargs = (
+        {**options, "layout": "nchw" if loop == "handwritten_nchw" else "channels_last"}
+        if method == "protonet"
+        else options
+    )
     return lambda n, s: module.handwritten_loop(X, y, n, s, n_way, n_shot, n_query, **kwargs)
 
 
@@ -112,7 +122,7 @@ def in_process_seconds(method, loops, episodes, rounds, shape, options, data_hom
         run(3, 0)  # warm-up
     seconds = {loop: [] for loop in loops}
     for r in range(rounds):
-        for loop in loops[r % len(loops):] + loops[: r % len(loops)]:
+        for loop in loops[r % len(loops) :] + loops[: r % len(loops)]:
             start = time.perf_counter()
             runners[loop](episodes, r)
             seconds[loop].append(time.perf_counter() - start)
@@ -128,7 +138,7 @@ def benchmark(method, episodes, rounds, shape, data_home, options=None):
         loops.insert(0, "handwritten_nchw")
     runs = {loop: [] for loop in loops}
     for r in range(rounds):
-        order = loops[r % len(loops):] + loops[: r % len(loops)]
+        order = loops[r % len(loops) :] + loops[: r % len(loops)]
         for loop in order:
             runs[loop].append(measure(method, loop, episodes, r, shape, options, data_home))
     seconds = {loop: [run["seconds"] for run in runs[loop]] for loop in loops}
@@ -144,21 +154,27 @@ def benchmark(method, episodes, rounds, shape, data_home, options=None):
         "seconds": seconds,
         "episodes_per_s": {loop: episodes * rounds / sum(s) for loop, s in seconds.items()},
         "peak_rss_mb": {loop: max(run["peak_rss_mb"] for run in runs[loop]) for loop in loops},
-        "peak_over_data_mb": {loop: max(run["peak_over_data_mb"] for run in runs[loop])
-                              for loop in loops},
+        "peak_over_data_mb": {
+            loop: max(run["peak_over_data_mb"] for run in runs[loop]) for loop in loops
+        },
         "target_ratio": 0.95 if method == "protonet" else 0.9,
     }
     # Each run's peak varies by tens of MB (the allocator's heap layout): the
     # ratio compares the median runs; the largest peaks are reported too.
-    result["peak_over_data_mb_runs"] = {loop: [run["peak_over_data_mb"] for run in runs[loop]]
-                                        for loop in loops}
-    median = {loop: float(np.median(peaks))
-              for loop, peaks in result["peak_over_data_mb_runs"].items()}
+    result["peak_over_data_mb_runs"] = {
+        loop: [run["peak_over_data_mb"] for run in runs[loop]] for loop in loops
+    }
+    median = {
+        loop: float(np.median(peaks)) for loop, peaks in result["peak_over_data_mb_runs"].items()
+    }
     # None when loading the data peaked above the hand loop's training.
-    for key, peaks in (("memory_ratio", median),
-                       ("memory_ratio_of_largest_peaks", result["peak_over_data_mb"])):
-        result[key] = (peaks["skfewshot"] / peaks["handwritten"]
-                       if peaks["handwritten"] > 0 else None)
+    for key, peaks in (
+        ("memory_ratio", median),
+        ("memory_ratio_of_largest_peaks", result["peak_over_data_mb"]),
+    ):
+        result[key] = (
+            peaks["skfewshot"] / peaks["handwritten"] if peaks["handwritten"] > 0 else None
+        )
     result["in_process"] = {
         "seconds": warm,
         "episodes_per_s": {loop: episodes * rounds / sum(s) for loop, s in warm.items()},
@@ -166,8 +182,7 @@ def benchmark(method, episodes, rounds, shape, data_home, options=None):
     for loop in loops[:-1]:
         key = "ratio" if loop == "handwritten" else f"ratio_vs_{loop}"
         result[key] = float(np.median(np.divide(seconds[loop], seconds["skfewshot"])))
-        result["in_process"][key] = float(np.median(np.divide(warm[loop],
-                                                              warm["skfewshot"])))
+        result["in_process"][key] = float(np.median(np.divide(warm[loop], warm["skfewshot"])))
     return result
 
 
@@ -176,17 +191,24 @@ def main():
     parser.add_argument("--methods", default="protonet,matching,relation,siamese")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per run")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--shape", default=None,
-                        help="n_way,n_shot,n_query (default: the method's SHAPE, else 20,5,5)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="a keyword argument of both loops, e.g. inner_steps=5 for MAML "
-                        "(integer values; repeatable)")
+    parser.add_argument(
+        "--shape",
+        default=None,
+        help="n_way,n_shot,n_query (default: the method's SHAPE, else 20,5,5)",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument of both loops, e.g. inner_steps=5 for MAML "
+        "(integer values; repeatable)",
+    )
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
-    options = {name: int(value) for name, value in
-               (option.split("=", 1) for option in args.option)}
+    options = {name: int(value) for name, value in (option.split("=", 1) for option in args.option)}
     import torch
 
     import skfewshot
@@ -196,8 +218,10 @@ def main():
         "skfewshot": skfewshot.__version__,
         "torch": torch.__version__,
         "machine": platform.platform(),
-        "methods": [benchmark(m, args.episodes, args.rounds, shape, args.data_home, options)
-                    for m in args.methods.split(",")],
+        "methods": [
+            benchmark(m, args.episodes, args.rounds, shape, args.data_home, options)
+            for m in args.methods.split(",")
+        ],
     }
     text = json.dumps(results, indent=2)
     print(text)

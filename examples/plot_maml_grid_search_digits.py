@@ -30,13 +30,23 @@ X, y = load_digits(return_X_y=True)
 X, y = rotate_classes((X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8), y)
 base = (y % 10) < 6  # 24 classes to meta-train on, 16 novel ones to test
 
-learner = MAMLLearner(MLP, encoder__in_features=64, encoder__out_features=32,
-                      inner_lr=0.4, inner_steps=2, n_way=5, n_shot=1, n_query=10,
-                      meta_batch_size=4, max_epochs=10, episodes_per_epoch=40,
-                      verbose=0, random_state=0)
+learner = MAMLLearner(
+    MLP,
+    encoder__in_features=64,
+    encoder__out_features=32,
+    inner_lr=0.4,
+    inner_steps=2,
+    n_way=5,
+    n_shot=1,
+    n_query=10,
+    meta_batch_size=4,
+    max_epochs=10,
+    episodes_per_epoch=40,
+    verbose=0,
+    random_state=0,
+)
 learner.fit(X[base], y[base])
-print("train accuracy after adaptation, by epoch:",
-      np.round(learner.history[:, "train_acc"], 2))
+print("train accuracy after adaptation, by epoch:", np.round(learner.history[:, "train_acc"], 2))
 
 # %%
 # Few-shot classification of the novel classes, 5-way 1-shot.
@@ -47,7 +57,8 @@ print(f"5-way 1-shot: {100 * mean:.1f} ± {100 * half:.1f} %")
 
 # %%
 # The adaptation's steps and rate are grid-searched like any parameter.
-search = GridSearchCV(learner.to_classifier(),
-                      {"n_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}, cv=cv)
+search = GridSearchCV(
+    learner.to_classifier(), {"n_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}, cv=cv
+)
 search.fit(X[~base], y[~base])
 print("best:", search.best_params_, f"{100 * search.best_score_:.1f} %")

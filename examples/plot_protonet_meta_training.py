@@ -27,8 +27,14 @@ X_base, y_base = rotate_classes(*fetch_omniglot("background_small1", return_X_y=
 X_novel, y_novel = fetch_omniglot("background_small2", return_X_y=True)
 
 learner = ProtoNetLearner(
-    Conv4, encoder__hidden_channels=32, n_way=10, n_shot=5, n_query=5,
-    episodes_per_epoch=50, max_epochs=6, random_state=0,
+    Conv4,
+    encoder__hidden_channels=32,
+    n_way=10,
+    n_shot=5,
+    n_query=5,
+    episodes_per_epoch=50,
+    max_epochs=6,
+    random_state=0,
     train_split=ValidClassSplit(valid_size=0.1, random_state=0),  # held-out classes
 )
 learner.fit(X_base, y_base)
@@ -39,8 +45,7 @@ learner.fit(X_base, y_base)
 # (nearest centroid) are the baseline.
 Z = EmbeddingTransformer(learner.encoder_).fit_transform(X_novel)
 cv = EpisodicSplit(n_way=5, n_shot=1, n_query=15, n_episodes=600, random_state=0)
-for name, features in [("raw pixels", X_novel.reshape(len(X_novel), -1)),
-                       ("meta-trained", Z)]:
+for name, features in [("raw pixels", X_novel.reshape(len(X_novel), -1)), ("meta-trained", Z)]:
     scores = cross_val_score(PrototypicalClassifier(), features, y_novel, cv=cv)
     mean, half = mean_confidence_interval(scores)
     print(f"{name:>12}: {100 * mean:.1f} ± {100 * half:.1f} %")

@@ -83,8 +83,13 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _embed(self, X):
-        return embed(self.encoder_, X, device=self._device, batch_size=self.batch_size,
-                     owner=type(self).__name__)
+        return embed(
+            self.encoder_,
+            X,
+            device=self._device,
+            batch_size=self.batch_size,
+            owner=type(self).__name__,
+        )
 
     def _query_scores(self, X):
         check_is_fitted(self)
@@ -180,7 +185,8 @@ class ComparatorClassifier(FewShotClassifier):
         if comparator is None:
             comparator = self._default_comparator()
         self.comparator_ = self._configure_comparator(
-            frozen_copy(comparator, self._device, name="comparator"), support)
+            frozen_copy(comparator, self._device, name="comparator"), support
+        )
         self.support_ = self._as_comparator_dtype(support)
         self.support_labels_ = labels
 
@@ -197,8 +203,11 @@ class ComparatorClassifier(FewShotClassifier):
     def _scores(self, query):
         query = self._as_comparator_dtype(query)
         with torch.inference_mode():
-            return torch.cat([
-                self.comparator_(self.support_, self.support_labels_,
-                                 query[start : start + self.batch_size])
-                for start in range(0, len(query), self.batch_size)
-            ])
+            return torch.cat(
+                [
+                    self.comparator_(
+                        self.support_, self.support_labels_, query[start : start + self.batch_size]
+                    )
+                    for start in range(0, len(query), self.batch_size)
+                ]
+            )

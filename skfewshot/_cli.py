@@ -39,8 +39,12 @@ def _load(args):
     from .datasets import fetch_omniglot, rotate_classes
 
     if args.dataset == "omniglot":
-        common = dict(data_home=args.data_home, image_size=args.image_size,
-                      download_if_missing=not args.no_download, return_X_y=True)
+        common = dict(
+            data_home=args.data_home,
+            image_size=args.image_size,
+            download_if_missing=not args.no_download,
+            return_X_y=True,
+        )
         X_base, y_base = rotate_classes(*fetch_omniglot("background", **common))
         X_novel, y_novel = fetch_omniglot("evaluation", **common)
         return X_base, y_base, X_novel, y_novel, {}
@@ -82,49 +86,94 @@ def build_parser():
         "K-shot episodes on the novel classes (Omniglot evaluation alphabets) and save the "
         "classifier.",
     )
-    bench.add_argument("--method", choices=sorted(METHODS), default="protonet",
-                       help="the meta-learner (default protonet)")
-    bench.add_argument("--dataset", choices=["omniglot", "digits"], default="omniglot",
-                       help="omniglot (default) or scikit-learn's bundled digits, offline "
-                       "(a quick look: MLP encoder, rotations as classes, digits 0-5 to "
-                       "train, 6-9 to test)")
-    bench.add_argument("--data-home", default=None,
-                       help="folder holding omniglot/ (default: $SKFEWSHOT_DATA, "
-                       "else ~/skfewshot_data)")
-    bench.add_argument("--no-download", action="store_true",
-                       help="fail instead of downloading missing archives")
+    bench.add_argument(
+        "--method",
+        choices=sorted(METHODS),
+        default="protonet",
+        help="the meta-learner (default protonet)",
+    )
+    bench.add_argument(
+        "--dataset",
+        choices=["omniglot", "digits"],
+        default="omniglot",
+        help="omniglot (default) or scikit-learn's bundled digits, offline "
+        "(a quick look: MLP encoder, rotations as classes, digits 0-5 to "
+        "train, 6-9 to test)",
+    )
+    bench.add_argument(
+        "--data-home",
+        default=None,
+        help="folder holding omniglot/ (default: $SKFEWSHOT_DATA, else ~/skfewshot_data)",
+    )
+    bench.add_argument(
+        "--no-download", action="store_true", help="fail instead of downloading missing archives"
+    )
     bench.add_argument("--image-size", type=int, default=28)
-    bench.add_argument("--episodes", type=int, default=3000,
-                       help="meta-training episodes (default 3000)")
+    bench.add_argument(
+        "--episodes", type=int, default=3000, help="meta-training episodes (default 3000)"
+    )
     bench.add_argument("--episodes-per-epoch", type=int, default=100)
-    bench.add_argument("--train-way", type=int, default=None,
-                       help="training episodes' ways (default: the method's, 20 for protonet)")
-    bench.add_argument("--train-shot", type=int, default=None,
-                       help="training episodes' shots (default: the method's, 5 for protonet)")
-    bench.add_argument("--train-query", type=int, default=None,
-                       help="training episodes' queries (default: the method's, 5 for protonet)")
-    bench.add_argument("--param", type=_param, action="append", default=[],
-                       metavar="NAME=VALUE",
-                       help="any other learner parameter, e.g. --param scale=10 or "
-                       "--param encoder__hidden_channels=32 (repeatable)")
+    bench.add_argument(
+        "--train-way",
+        type=int,
+        default=None,
+        help="training episodes' ways (default: the method's, 20 for protonet)",
+    )
+    bench.add_argument(
+        "--train-shot",
+        type=int,
+        default=None,
+        help="training episodes' shots (default: the method's, 5 for protonet)",
+    )
+    bench.add_argument(
+        "--train-query",
+        type=int,
+        default=None,
+        help="training episodes' queries (default: the method's, 5 for protonet)",
+    )
+    bench.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other learner parameter, e.g. --param scale=10 or "
+        "--param encoder__hidden_channels=32 (repeatable)",
+    )
     bench.add_argument("--lr", type=float, default=1e-3)
-    bench.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
-                       help="cosine annealing of the learning rate over the epochs "
-                       "(default), or a constant learning rate")
-    bench.add_argument("--ways", type=_ints, default=None,
-                       help="comma-separated test ways (default 5,20; 5,10 on digits)")
-    bench.add_argument("--shots", type=_ints, default=[1, 5],
-                       help="comma-separated test shots (default 1,5)")
-    bench.add_argument("--test-steps", type=int, default=None,
-                       help="adaptation steps of the gradient-based classifiers at test time "
-                       "(default: the learner's inner_steps)")
+    bench.add_argument(
+        "--lr-schedule",
+        choices=["cosine", "constant"],
+        default="cosine",
+        help="cosine annealing of the learning rate over the epochs "
+        "(default), or a constant learning rate",
+    )
+    bench.add_argument(
+        "--ways",
+        type=_ints,
+        default=None,
+        help="comma-separated test ways (default 5,20; 5,10 on digits)",
+    )
+    bench.add_argument(
+        "--shots", type=_ints, default=[1, 5], help="comma-separated test shots (default 1,5)"
+    )
+    bench.add_argument(
+        "--test-steps",
+        type=int,
+        default=None,
+        help="adaptation steps of the gradient-based classifiers at test time "
+        "(default: the learner's inner_steps)",
+    )
     bench.add_argument("--test-episodes", type=int, default=600)
     bench.add_argument("--test-query", type=int, default=15)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--random-state", type=int, default=0)
-    bench.add_argument("--output", default=None,
-                       help="where to save the classifier with joblib "
-                       "(default protonet_<dataset>.joblib; 'none' to skip)")
+    bench.add_argument(
+        "--output",
+        default=None,
+        help="where to save the classifier with joblib "
+        "(default protonet_<dataset>.joblib; 'none' to skip)",
+    )
     bench.add_argument("--json", default=None, help="also write the results as JSON here")
     bench.add_argument("--quiet", action="store_true", help="no progress bar or epoch log")
     return parser
@@ -140,66 +189,97 @@ def benchmark(args, out=None):
     if "rule" in method_params:
         method_params = {**method_params, "rule": getattr(nn, method_params["rule"])}
     learner = getattr(meta, name)(
-        episodes_per_epoch=args.episodes_per_epoch, max_epochs=n_epochs, lr=args.lr,
-        device=args.device, random_state=args.random_state, verbose=0 if args.quiet else 1,
+        episodes_per_epoch=args.episodes_per_epoch,
+        max_epochs=n_epochs,
+        lr=args.lr,
+        device=args.device,
+        random_state=args.random_state,
+        verbose=0 if args.quiet else 1,
         **{k: v for k, v in shape.items() if v is not None},
-        **method_params, **encoder_params, **dict(args.param),
+        **method_params,
+        **encoder_params,
+        **dict(args.param),
     )
-    callbacks = [] if args.quiet else [ProgressBar(
-        batches_per_epoch=-(-args.episodes_per_epoch // learner.meta_batch_size))]
+    callbacks = (
+        []
+        if args.quiet
+        else [ProgressBar(batches_per_epoch=-(-args.episodes_per_epoch // learner.meta_batch_size))]
+    )
     if args.lr_schedule == "cosine":
         callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
     learner.set_params(callbacks=callbacks)
-    print(f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
-          f"({len(y_base)} samples): {n_epochs * args.episodes_per_epoch} episodes of "
-          f"{learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
-          f"{args.lr_schedule} learning rate from {args.lr}", file=out)
+    print(
+        f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
+        f"({len(y_base)} samples): {n_epochs * args.episodes_per_epoch} episodes of "
+        f"{learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
+        f"{args.lr_schedule} learning rate from {args.lr}",
+        file=out,
+    )
     start = time.perf_counter()
     learner.fit(X_base, y_base)
     train_seconds = time.perf_counter() - start
 
     if issubclass(learner.classifier_class, GradientClassifier):
         # Adaptation runs the network on each episode's images.
-        clf = learner.to_classifier(**({} if args.test_steps is None
-                                       else {"n_steps": args.test_steps}))
+        clf = learner.to_classifier(
+            **({} if args.test_steps is None else {"n_steps": args.test_steps})
+        )
         Z = X_novel
     else:
         # Embed the novel classes once; the classifier then works on the embeddings.
         encoder = frozen_copy(learner.encoder_, learner.device)
-        Z = embed(encoder, X_novel, device=learner.device, batch_size=256,
-                  owner="benchmark").cpu().numpy()
+        Z = (
+            embed(encoder, X_novel, device=learner.device, batch_size=256, owner="benchmark")
+            .cpu()
+            .numpy()
+        )
         # Feature maps (relation networks) pass through an identity "encoder".
         clf = learner.to_classifier(encoder=None if Z.ndim == 2 else torch.nn.Identity())
     rows = []
     test_start = time.perf_counter()
     for n_way in ways:
         for n_shot in args.shots:
-            cv = EpisodicSplit(n_way, n_shot, args.test_query, args.test_episodes,
-                               random_state=args.random_state)
+            cv = EpisodicSplit(
+                n_way, n_shot, args.test_query, args.test_episodes, random_state=args.random_state
+            )
             scores = cross_val_score(clf, Z, y_novel, cv=cv)
             mean, half = mean_confidence_interval(scores)
-            rows.append({"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * mean,
-                         "ci95": 100 * half})
+            rows.append(
+                {"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * mean, "ci95": 100 * half}
+            )
 
     test_seconds = time.perf_counter() - test_start
-    print(f"\n{args.method}, {args.dataset}: {len(np.unique(y_novel))} novel classes, "
-          f"{args.test_episodes} episodes of {args.test_query} queries per class "
-          f"(mean ± 95% CI); meta-training took {train_seconds:.0f} s", file=out)
+    print(
+        f"\n{args.method}, {args.dataset}: {len(np.unique(y_novel))} novel classes, "
+        f"{args.test_episodes} episodes of {args.test_query} queries per class "
+        f"(mean ± 95% CI); meta-training took {train_seconds:.0f} s",
+        file=out,
+    )
     print(f"{'setting':>14}  accuracy (%)", file=out)
     for row in rows:
-        print(f"{row['n_way']:>5}-way {row['n_shot']}-shot  "
-              f"{row['accuracy']:.2f} ± {row['ci95']:.2f}", file=out)
+        print(
+            f"{row['n_way']:>5}-way {row['n_shot']}-shot  "
+            f"{row['accuracy']:.2f} ± {row['ci95']:.2f}",
+            file=out,
+        )
 
     output = args.output or f"{args.method}_{args.dataset}.joblib"
     if output.lower() != "none":
         joblib.dump(learner.to_classifier(), output)
-        print(f"\nSaved the classifier to {output}: joblib.load it, fit it on a support set, "
-              "predict queries.", file=out)
-    result = {"method": args.method, "dataset": args.dataset,
-              "train_episodes": n_epochs * args.episodes_per_epoch,
-              "train_seconds": train_seconds,
-              "test_seconds": test_seconds, "results": rows,
-              "args": vars(args)}
+        print(
+            f"\nSaved the classifier to {output}: joblib.load it, fit it on a support set, "
+            "predict queries.",
+            file=out,
+        )
+    result = {
+        "method": args.method,
+        "dataset": args.dataset,
+        "train_episodes": n_epochs * args.episodes_per_epoch,
+        "train_seconds": train_seconds,
+        "test_seconds": test_seconds,
+        "results": rows,
+        "args": vars(args),
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

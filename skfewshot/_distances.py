@@ -7,9 +7,7 @@ DISTANCES = ("sqeuclidean", "euclidean", "cosine")
 
 def check_distance(distance, *, owner):
     if distance not in DISTANCES:
-        raise ValueError(
-            f"{owner}: distance must be one of {DISTANCES}, got {distance!r}."
-        )
+        raise ValueError(f"{owner}: distance must be one of {DISTANCES}, got {distance!r}.")
     return distance
 
 

@@ -76,8 +76,13 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return self
 
     def _embed(self, X):
-        z = embed(self.encoder_, X, device=self._device, batch_size=self.batch_size,
-                  owner=type(self).__name__)
+        z = embed(
+            self.encoder_,
+            X,
+            device=self._device,
+            batch_size=self.batch_size,
+            owner=type(self).__name__,
+        )
         return z.reshape(len(z), -1)
 
     def transform(self, X):

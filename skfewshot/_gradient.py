@@ -59,8 +59,13 @@ class GradientClassifier(FewShotClassifier):
 
     def _check_params(self):
         owner = type(self).__name__
-        check_adaptation_options(steps=self.n_steps, adapt=self._adapt, head_init=self.head_init,
-                                 owner=owner, steps_name="n_steps")
+        check_adaptation_options(
+            steps=self.n_steps,
+            adapt=self._adapt,
+            head_init=self.head_init,
+            owner=owner,
+            steps_name="n_steps",
+        )
 
     def _embed(self, X):
         # The network runs inside the adaptation; the samples stay as they are.
@@ -68,9 +73,15 @@ class GradientClassifier(FewShotClassifier):
 
     def _fit_support(self, support, labels, n_classes):
         encoder = nn.Identity() if self.encoder_ is None else self.encoder_
-        model = GradientAdaptation(encoder, self._rule(), steps=self.n_steps, first_order=True,
-                                   adapt=self._adapt, head_init=self.head_init,
-                                   transductive=self.transductive)
+        model = GradientAdaptation(
+            encoder,
+            self._rule(),
+            steps=self.n_steps,
+            first_order=True,
+            adapt=self._adapt,
+            head_init=self.head_init,
+            transductive=self.transductive,
+        )
         # Without an encoder the samples may be float64: the rule follows their dtype.
         model = model.to(self._device, support.dtype).eval()
         for p in model.parameters():
@@ -92,12 +103,17 @@ class GradientClassifier(FewShotClassifier):
         with torch.no_grad(), self._errors(query):
             if self.transductive:
                 return self.model_.query_logits(self.adapted_, self.support_, query)
-            return torch.cat([
-                self.model_.query_logits(self.adapted_, self.support_,
-                                         query[start : start + self.batch_size],
-                                         statistics=self.statistics_)
-                for start in range(0, len(query), self.batch_size)
-            ])
+            return torch.cat(
+                [
+                    self.model_.query_logits(
+                        self.adapted_,
+                        self.support_,
+                        query[start : start + self.batch_size],
+                        statistics=self.statistics_,
+                    )
+                    for start in range(0, len(query), self.batch_size)
+                ]
+            )
 
 
 _ATTRIBUTES = """Attributes
@@ -171,8 +187,17 @@ class MAMLClassifier(GradientClassifier):
     array([0, 5, 3, 6])
     """
 
-    def __init__(self, encoder=None, *, inner_lr=0.4, n_steps=10, head_init="zero",
-                 transductive=False, device="cpu", batch_size=256):
+    def __init__(
+        self,
+        encoder=None,
+        *,
+        inner_lr=0.4,
+        n_steps=10,
+        head_init="zero",
+        transductive=False,
+        device="cpu",
+        batch_size=256,
+    ):
         self.encoder = encoder
         self.inner_lr = inner_lr
         self.n_steps = n_steps
@@ -238,10 +263,26 @@ class ReptileClassifier(MAMLClassifier):
     {attributes}
     """
 
-    def __init__(self, encoder=None, *, inner_lr=0.1, n_steps=20, head_init="zero",
-                 transductive=False, device="cpu", batch_size=256):
-        super().__init__(encoder, inner_lr=inner_lr, n_steps=n_steps, head_init=head_init,
-                         transductive=transductive, device=device, batch_size=batch_size)
+    def __init__(
+        self,
+        encoder=None,
+        *,
+        inner_lr=0.1,
+        n_steps=20,
+        head_init="zero",
+        transductive=False,
+        device="cpu",
+        batch_size=256,
+    ):
+        super().__init__(
+            encoder,
+            inner_lr=inner_lr,
+            n_steps=n_steps,
+            head_init=head_init,
+            transductive=transductive,
+            device=device,
+            batch_size=batch_size,
+        )
 
 
 class _RuleClassifier(GradientClassifier):
@@ -280,8 +321,18 @@ class MetaSGDClassifier(_RuleClassifier):
     {attributes}
     """
 
-    def __init__(self, encoder=None, rule=None, *, lr_scale=1.0, n_steps=1, head_init="zero",
-                 transductive=False, device="cpu", batch_size=256):
+    def __init__(
+        self,
+        encoder=None,
+        rule=None,
+        *,
+        lr_scale=1.0,
+        n_steps=1,
+        head_init="zero",
+        transductive=False,
+        device="cpu",
+        batch_size=256,
+    ):
         self.encoder = encoder
         self.rule = rule
         self.lr_scale = lr_scale
@@ -324,8 +375,17 @@ class LearnedOptimizerClassifier(_RuleClassifier):
     {attributes}
     """
 
-    def __init__(self, encoder=None, rule=None, *, n_steps=5, head_init="zero",
-                 transductive=False, device="cpu", batch_size=256):
+    def __init__(
+        self,
+        encoder=None,
+        rule=None,
+        *,
+        n_steps=5,
+        head_init="zero",
+        transductive=False,
+        device="cpu",
+        batch_size=256,
+    ):
         self.encoder = encoder
         self.rule = rule
         self.n_steps = n_steps
@@ -338,9 +398,13 @@ class LearnedOptimizerClassifier(_RuleClassifier):
         return MetaLearnerLSTM()
 
 
-for _cls, _n_steps in ((MAMLClassifier, 10), (ANILClassifier, 10), (ReptileClassifier, 20),
-                       (MetaSGDClassifier, 1), (LearnedOptimizerClassifier, 5)):
-    _cls.__doc__ = (_cls.__doc__
-                    .replace("    {parameters}\n",
-                             _PARAMETERS.format(n_steps=_n_steps).lstrip("\n"))
-                    .replace("{attributes}", _ATTRIBUTES))
+for _cls, _n_steps in (
+    (MAMLClassifier, 10),
+    (ANILClassifier, 10),
+    (ReptileClassifier, 20),
+    (MetaSGDClassifier, 1),
+    (LearnedOptimizerClassifier, 5),
+):
+    _cls.__doc__ = _cls.__doc__.replace(
+        "    {parameters}\n", _PARAMETERS.format(n_steps=_n_steps).lstrip("\n")
+    ).replace("{attributes}", _ATTRIBUTES)

@@ -39,8 +39,9 @@ def check_integer(value, name, *, owner=None, minimum=1, none=None):
         return None
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         alternative = f" or None ({none})" if none is not None else ""
-        raise ValueError(f"{_prefix(owner)}{name} must be an integer >= {minimum}"
-                         f"{alternative}, got {value!r}.")
+        raise ValueError(
+            f"{_prefix(owner)}{name} must be an integer >= {minimum}{alternative}, got {value!r}."
+        )
     return int(value)
 
 

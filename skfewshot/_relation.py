@@ -113,8 +113,9 @@ class RelationClassifier(ComparatorClassifier):
         """Relation scores normalised to sum to 1 over the classes (uniform if all are 0)."""
         total = scores.sum(1, keepdim=True)
         uniform = torch.full_like(scores, 1.0 / scores.shape[1])
-        return torch.where(total > 0, scores / total.clamp_min(torch.finfo(scores.dtype).tiny),
-                           uniform)
+        return torch.where(
+            total > 0, scores / total.clamp_min(torch.finfo(scores.dtype).tiny), uniform
+        )
 
     def _log_proba(self, scores):
         return self._proba(scores).clamp_min(torch.finfo(scores.dtype).tiny).log()

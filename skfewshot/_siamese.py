@@ -89,8 +89,9 @@ class SiameseClassifier(ComparatorClassifier):
     array([2, 2, 7])
     """
 
-    def __init__(self, encoder=None, comparator=None, *, aggregation="sum", device="cpu",
-                 batch_size=256):
+    def __init__(
+        self, encoder=None, comparator=None, *, aggregation="sum", device="cpu", batch_size=256
+    ):
         self.encoder = encoder
         self.comparator = comparator
         self.aggregation = aggregation

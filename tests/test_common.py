@@ -26,8 +26,6 @@ ESTIMATORS = [
 # conftest.expected_failed_checks gives every expected failure with its reason.
 
 
-@parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=expected_failed_checks
-)
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

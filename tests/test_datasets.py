@@ -16,12 +16,13 @@ from PIL import Image
 from sklearn.utils import Bunch
 
 from skfewshot.datasets import (
+    _base,
+    _omniglot,
     fetch_omniglot,
     get_data_home,
     load_image_folder,
     rotate_classes,
 )
-from skfewshot.datasets import _base, _omniglot
 from skfewshot.datasets._base import ChecksumError, DownloadError
 from skfewshot.datasets._omniglot import OMNIGLOT_ARCHIVES
 
@@ -109,9 +110,7 @@ def synthetic_home(tmp_path):
 
 
 def test_fetch_omniglot_synthetic_archive(synthetic_home):
-    bunch = fetch_omniglot(
-        "background_small2", data_home=synthetic_home, image_size=105
-    )
+    bunch = fetch_omniglot("background_small2", data_home=synthetic_home, image_size=105)
 
     assert isinstance(bunch, Bunch)
     assert bunch.data.shape == (10, 1, 105, 105)
@@ -145,9 +144,7 @@ def test_fetch_omniglot_synthetic_archive(synthetic_home):
 
 def test_fetch_omniglot_return_X_y(synthetic_home):
     bunch = fetch_omniglot("background_small2", data_home=synthetic_home)
-    X, y = fetch_omniglot(
-        "background_small2", data_home=synthetic_home, return_X_y=True
-    )
+    X, y = fetch_omniglot("background_small2", data_home=synthetic_home, return_X_y=True)
     np.testing.assert_array_equal(X, bunch.data)
     np.testing.assert_array_equal(y, bunch.target)
     assert X.shape == (10, 1, 28, 28)
@@ -168,18 +165,14 @@ def test_fetch_omniglot_resize_matches_pillow(synthetic_home):
             np.testing.assert_array_equal(image[0], expected)
 
 
-@pytest.mark.parametrize(
-    "shape, size", [((5, 105, 105), 28), ((3, 105, 105), 7), ((4, 9, 13), 16)]
-)
+@pytest.mark.parametrize("shape, size", [((5, 105, 105), 28), ((3, 105, 105), 7), ((4, 9, 13), 16)])
 def test_resize_batch_is_bit_identical_to_pillow(shape, size):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=shape, dtype=np.uint8)
     resized = _omniglot._resize_batch(images, size)
     assert resized.shape == (shape[0], size, size)
     for image, result in zip(images, resized):
-        expected = Image.fromarray(image).resize(
-            (size, size), Image.Resampling.LANCZOS
-        )
+        expected = Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS)
         np.testing.assert_array_equal(result, np.asarray(expected))
 
 
@@ -199,9 +192,7 @@ def test_fetch_omniglot_cache_hit(synthetic_home, monkeypatch):
         assert second[key].dtype == first[key].dtype
 
 
-def test_fetch_omniglot_cache_keyed_by_image_size_and_archive(
-    synthetic_home, monkeypatch
-):
+def test_fetch_omniglot_cache_keyed_by_image_size_and_archive(synthetic_home, monkeypatch):
     calls = []
     decode = _omniglot._decode_archive
 
@@ -249,9 +240,7 @@ def test_fetch_omniglot_read_only_data_home(synthetic_home, tmp_path, monkeypatc
     (synthetic_home / "omniglot" / "cache").mkdir(mode=0o755)
     os.chmod(synthetic_home / "omniglot", 0o555)
     try:
-        X, _ = fetch_omniglot(
-            "background_small2", data_home=synthetic_home, return_X_y=True
-        )
+        X, _ = fetch_omniglot("background_small2", data_home=synthetic_home, return_X_y=True)
         assert _files_under(synthetic_home) == [
             os.path.join("omniglot", "images_background_small2.zip")
         ]
@@ -276,9 +265,7 @@ def test_written_files_follow_the_umask(served_synthetic, tmp_path):
         assert os.stat(path).st_mode & 0o777 == 0o644
 
 
-def test_fetch_omniglot_default_fallback_cache_is_in_home(
-    synthetic_home, tmp_path, monkeypatch
-):
+def test_fetch_omniglot_default_fallback_cache_is_in_home(synthetic_home, tmp_path, monkeypatch):
     (synthetic_home / "omniglot" / "cache").write_bytes(b"")
     monkeypatch.delenv("SKFEWSHOT_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -286,16 +273,12 @@ def test_fetch_omniglot_default_fallback_cache_is_in_home(
     assert len(os.listdir(tmp_path / "home" / ".cache" / "skfewshot" / "omniglot")) == 1
 
 
-def test_fetch_omniglot_warns_when_no_cache_is_writable(
-    synthetic_home, tmp_path, monkeypatch
-):
+def test_fetch_omniglot_warns_when_no_cache_is_writable(synthetic_home, tmp_path, monkeypatch):
     (synthetic_home / "omniglot" / "cache").write_bytes(b"")
     (tmp_path / "not_a_folder").write_bytes(b"")
     monkeypatch.setenv("SKFEWSHOT_CACHE", str(tmp_path / "not_a_folder"))
     with pytest.warns(UserWarning, match="SKFEWSHOT_CACHE"):
-        X, _ = fetch_omniglot(
-            "background_small2", data_home=synthetic_home, return_X_y=True
-        )
+        X, _ = fetch_omniglot("background_small2", data_home=synthetic_home, return_X_y=True)
     assert X.shape == (10, 1, 28, 28)
     assert _files_under(synthetic_home) == [
         os.path.join("omniglot", "cache"),
@@ -323,9 +306,7 @@ def test_fetch_omniglot_rebuilds_corrupted_cache(synthetic_home, content):
 
 def test_fetch_omniglot_missing_archive_without_download(tmp_path):
     with pytest.raises(FileNotFoundError) as excinfo:
-        fetch_omniglot(
-            "background_small1", data_home=tmp_path, download_if_missing=False
-        )
+        fetch_omniglot("background_small1", data_home=tmp_path, download_if_missing=False)
     message = str(excinfo.value)
     expected_path = os.path.join(str(tmp_path), "omniglot", SMALL1)
     assert expected_path in message
@@ -442,9 +423,7 @@ def http_server(tmp_path, monkeypatch):
 def served_synthetic(http_server, monkeypatch):
     """Serve a synthetic archive as the ``background_small2`` download."""
     root, base_url = http_server
-    archive = _make_omniglot_zip(
-        root / "images_background_small2.zip", "images_background_small2"
-    )
+    archive = _make_omniglot_zip(root / "images_background_small2.zip", "images_background_small2")
     md5 = _md5(archive)
     url = base_url + "images_background_small2.zip"
     monkeypatch.setitem(
@@ -507,9 +486,7 @@ def test_download_checksum_mismatch(served_synthetic, tmp_path, monkeypatch):
 def test_download_http_error(http_server, tmp_path, monkeypatch):
     _, base_url = http_server
     url = base_url + "missing.zip"
-    monkeypatch.setitem(
-        OMNIGLOT_ARCHIVES, "evaluation", ("images_evaluation.zip", url, "0" * 32)
-    )
+    monkeypatch.setitem(OMNIGLOT_ARCHIVES, "evaluation", ("images_evaluation.zip", url, "0" * 32))
     home = tmp_path / "new_home"
     with pytest.raises(DownloadError) as excinfo:
         fetch_omniglot("evaluation", data_home=home)
@@ -529,9 +506,7 @@ def test_download_network_failure(tmp_path, monkeypatch):
     for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]:
         monkeypatch.delenv(var, raising=False)
     url = f"http://127.0.0.1:{port}/images_evaluation.zip"
-    monkeypatch.setitem(
-        OMNIGLOT_ARCHIVES, "evaluation", ("images_evaluation.zip", url, "0" * 32)
-    )
+    monkeypatch.setitem(OMNIGLOT_ARCHIVES, "evaluation", ("images_evaluation.zip", url, "0" * 32))
     home = tmp_path / "new_home"
     with pytest.raises(OSError, match="Failed to download") as excinfo:
         fetch_omniglot("evaluation", data_home=home)
@@ -557,9 +532,7 @@ def test_existing_archive_is_not_checksummed(synthetic_home, monkeypatch):
         "background_small2",
         ("images_background_small2.zip", "http://127.0.0.1:9/x.zip", "0" * 32),
     )
-    X, _ = fetch_omniglot(
-        "background_small2", data_home=synthetic_home, return_X_y=True
-    )
+    X, _ = fetch_omniglot("background_small2", data_home=synthetic_home, return_X_y=True)
     assert len(X) == 10
 
 
@@ -635,9 +608,7 @@ def test_small1_content(small1):
 
 def test_small1_original_size_is_binary(small1):
     home, _ = small1
-    X, y = fetch_omniglot(
-        "background_small1", data_home=home, image_size=105, return_X_y=True
-    )
+    X, y = fetch_omniglot("background_small1", data_home=home, image_size=105, return_X_y=True)
     assert X.shape == (2720, 1, 105, 105)
     assert set(np.unique(X)) == {0.0, 1.0}
     assert X.mean() < 0.2
@@ -651,9 +622,7 @@ def test_small1_cache_hit_returns_identical_arrays(small1, monkeypatch):
         np.testing.assert_array_equal(second[key], first[key])
 
 
-def test_small1_read_only_data_home_uses_fallback_cache(
-    small1_archive, tmp_path, monkeypatch
-):
+def test_small1_read_only_data_home_uses_fallback_cache(small1_archive, tmp_path, monkeypatch):
     home = _writable_home_with(small1_archive, tmp_path / "home")
     (home / "omniglot" / "cache").write_bytes(b"")  # the data home is unwritable
     fallback = tmp_path / "fallback"
@@ -665,20 +634,14 @@ def test_small1_read_only_data_home_uses_fallback_cache(
     np.testing.assert_array_equal(X_again, X)
 
 
-def test_small1_download_with_official_checksum(
-    small1_archive, http_server, tmp_path, monkeypatch
-):
+def test_small1_download_with_official_checksum(small1_archive, http_server, tmp_path, monkeypatch):
     root, base_url = http_server
     shutil.copyfile(small1_archive, root / SMALL1)
     filename, _, md5 = OMNIGLOT_ARCHIVES["background_small1"]
     assert md5 == SMALL1_MD5
-    monkeypatch.setitem(
-        OMNIGLOT_ARCHIVES, "background_small1", (filename, base_url + SMALL1, md5)
-    )
+    monkeypatch.setitem(OMNIGLOT_ARCHIVES, "background_small1", (filename, base_url + SMALL1, md5))
     home = tmp_path / "new_home"
-    X, y = fetch_omniglot(
-        "background_small1", data_home=home, image_size=14, return_X_y=True
-    )
+    X, y = fetch_omniglot("background_small1", data_home=home, image_size=14, return_X_y=True)
     assert _md5(home / "omniglot" / SMALL1) == SMALL1_MD5
     assert X.shape == (2720, 1, 14, 14)
     assert len(np.unique(y)) == 136
@@ -699,14 +662,10 @@ def test_rotate_classes_shapes_and_labels():
     assert X_rot.dtype == np.float32
     assert X_rot.flags.c_contiguous
     assert y_rot.dtype == np.int64
-    np.testing.assert_array_equal(
-        y_rot, np.concatenate([y, y + 3, y + 6, y + 9])
-    )
+    np.testing.assert_array_equal(y_rot, np.concatenate([y, y + 3, y + 6, y + 9]))
     np.testing.assert_array_equal(X_rot[:6], X)  # angle 0 keeps the images
     for k in range(4):
-        np.testing.assert_array_equal(
-            X_rot[6 * k : 6 * (k + 1)], np.rot90(X, k, axes=(2, 3))
-        )
+        np.testing.assert_array_equal(X_rot[6 * k : 6 * (k + 1)], np.rot90(X, k, axes=(2, 3)))
 
 
 def test_rotate_classes_90_is_a_real_rotation():

@@ -123,8 +123,9 @@ def test_transformer_feature_names(digits, mlp):
 
 def test_string_labels(digits, mlp):
     X, y = digits
-    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
-                       "eight", "nine"])[y]
+    labels = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )[y]
     clf = PrototypicalClassifier(mlp).fit(X[:100], labels[:100])
     assert clf.predict(X[100:105]).dtype.kind == "U"
     assert set(clf.predict(X[100:])) <= set(labels)
@@ -141,40 +142,126 @@ X_IMG, Y_IMG = _images()
 X_NAN = X_IMG.copy()
 X_NAN[0, 0, 0, 0] = np.nan
 BAD_INPUT = {
-    "NaN in support": (PrototypicalClassifier(Conv4()), X_NAN, Y_IMG, None, ValueError,
-                       "Input X contains NaN"),
-    "NaN in query": (PrototypicalClassifier(Conv4()), X_IMG, Y_IMG, X_NAN, ValueError,
-                     "Input X contains NaN"),
-    "1-D X": (PrototypicalClassifier(), np.arange(5.0), np.arange(5), None, ValueError,
-              "Expected 2D array, got 1D array"),
-    "3-D X without encoder": (PrototypicalClassifier(), X_IMG[:, 0], Y_IMG, None, ValueError,
-                              "Found array with dim 3"),
-    "one-class support set": (PrototypicalClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
-                              ValueError, "only 1 class"),
-    "zero batch_size": (PrototypicalClassifier(batch_size=0), np.ones((4, 2)), [0, 0, 1, 1],
-                        None, ValueError, "batch_size must be an integer >= 1, got 0"),
-    "predict before fit": (PrototypicalClassifier(), None, None, np.ones((2, 2)),
-                           NotFittedError, "not fitted yet"),
-    "mismatched feature sizes": (PrototypicalClassifier(), np.ones((4, 3)), [0, 0, 1, 1],
-                                 np.ones((2, 5)), ValueError, "X has 5 features, but"),
-    "mismatched image sizes": (PrototypicalClassifier(Conv4()), X_IMG, Y_IMG,
-                               X_IMG[:, :, :20, :20], ValueError,
-                               r"samples of shape \(1, 20, 20\).*\(1, 28, 28\)"),
-    "input the encoder cannot take": (PrototypicalClassifier(Conv4()), X_IMG[:, 0], Y_IMG,
-                                      None, ValueError,
-                                      r"encoder Conv4 failed on a batch of shape"),
-    "labels and samples differ in number": (PrototypicalClassifier(), np.ones((4, 2)),
-                                            [0, 1, 0], None, ValueError, "inconsistent"),
-    "continuous labels": (PrototypicalClassifier(), np.ones((4, 2)), [0.1, 0.2, 0.3, 0.4],
-                          None, ValueError, "Unknown label type"),
-    "unknown distance": (PrototypicalClassifier(distance="manhattan"), np.ones((4, 2)),
-                         [0, 0, 1, 1], None, ValueError, "distance must be one of"),
-    "encoder that is not a module": (PrototypicalClassifier(encoder="conv4"),
-                                     np.ones((4, 2)), [0, 0, 1, 1], None, TypeError,
-                                     "encoder must be a torch.nn.Module instance"),
-    "unavailable device": (PrototypicalClassifier(device="cuda:7" if not
-                                                  torch.cuda.is_available() else "nope"),
-                           np.ones((4, 2)), [0, 0, 1, 1], None, ValueError, "device"),
+    "NaN in support": (
+        PrototypicalClassifier(Conv4()),
+        X_NAN,
+        Y_IMG,
+        None,
+        ValueError,
+        "Input X contains NaN",
+    ),
+    "NaN in query": (
+        PrototypicalClassifier(Conv4()),
+        X_IMG,
+        Y_IMG,
+        X_NAN,
+        ValueError,
+        "Input X contains NaN",
+    ),
+    "1-D X": (
+        PrototypicalClassifier(),
+        np.arange(5.0),
+        np.arange(5),
+        None,
+        ValueError,
+        "Expected 2D array, got 1D array",
+    ),
+    "3-D X without encoder": (
+        PrototypicalClassifier(),
+        X_IMG[:, 0],
+        Y_IMG,
+        None,
+        ValueError,
+        "Found array with dim 3",
+    ),
+    "one-class support set": (
+        PrototypicalClassifier(),
+        np.ones((4, 2)),
+        [1, 1, 1, 1],
+        None,
+        ValueError,
+        "only 1 class",
+    ),
+    "zero batch_size": (
+        PrototypicalClassifier(batch_size=0),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        ValueError,
+        "batch_size must be an integer >= 1, got 0",
+    ),
+    "predict before fit": (
+        PrototypicalClassifier(),
+        None,
+        None,
+        np.ones((2, 2)),
+        NotFittedError,
+        "not fitted yet",
+    ),
+    "mismatched feature sizes": (
+        PrototypicalClassifier(),
+        np.ones((4, 3)),
+        [0, 0, 1, 1],
+        np.ones((2, 5)),
+        ValueError,
+        "X has 5 features, but",
+    ),
+    "mismatched image sizes": (
+        PrototypicalClassifier(Conv4()),
+        X_IMG,
+        Y_IMG,
+        X_IMG[:, :, :20, :20],
+        ValueError,
+        r"samples of shape \(1, 20, 20\).*\(1, 28, 28\)",
+    ),
+    "input the encoder cannot take": (
+        PrototypicalClassifier(Conv4()),
+        X_IMG[:, 0],
+        Y_IMG,
+        None,
+        ValueError,
+        r"encoder Conv4 failed on a batch of shape",
+    ),
+    "labels and samples differ in number": (
+        PrototypicalClassifier(),
+        np.ones((4, 2)),
+        [0, 1, 0],
+        None,
+        ValueError,
+        "inconsistent",
+    ),
+    "continuous labels": (
+        PrototypicalClassifier(),
+        np.ones((4, 2)),
+        [0.1, 0.2, 0.3, 0.4],
+        None,
+        ValueError,
+        "Unknown label type",
+    ),
+    "unknown distance": (
+        PrototypicalClassifier(distance="manhattan"),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        ValueError,
+        "distance must be one of",
+    ),
+    "encoder that is not a module": (
+        PrototypicalClassifier(encoder="conv4"),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        TypeError,
+        "encoder must be a torch.nn.Module instance",
+    ),
+    "unavailable device": (
+        PrototypicalClassifier(device="cuda:7" if not torch.cuda.is_available() else "nope"),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        ValueError,
+        "device",
+    ),
 }
 
 

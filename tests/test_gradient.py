@@ -1,4 +1,4 @@
-"""Optimization-based family: MAML (2nd and 1st order), ANIL, Meta-SGD, Reptile, learned optimizers."""
+"""Optimization-based family: MAML (both orders), ANIL, Meta-SGD, Reptile, learned optimizers."""
 
 import joblib
 import numpy as np
@@ -51,7 +51,6 @@ ESTIMATORS = [
 ]
 
 
-
 # -- the adaptation's math ---------------------------------------------------------------
 
 
@@ -59,8 +58,7 @@ def _episode(n_way=3, n_shot=2, n_query=4, dim=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     support = torch.randn(n_way * n_shot, dim, generator=g, dtype=torch.float64)
     query = torch.randn(n_way * n_query, dim, generator=g, dtype=torch.float64)
-    return (support, torch.arange(n_way).repeat(n_shot), query,
-            torch.arange(n_way).repeat(n_query))
+    return (support, torch.arange(n_way).repeat(n_shot), query, torch.arange(n_way).repeat(n_query))
 
 
 def _tiny_net(seed=0):
@@ -71,8 +69,10 @@ def _tiny_net(seed=0):
 def _maml_by_hand(w, b, support, ys, query, yq, lr, steps):
     """Second-order MAML with torch.autograd.grad(create_graph=True), zero head."""
     n_way = int(ys.max()) + 1
-    head = [torch.zeros(n_way, w.shape[0], dtype=w.dtype, requires_grad=True),
-            torch.zeros(n_way, dtype=w.dtype, requires_grad=True)]
+    head = [
+        torch.zeros(n_way, w.shape[0], dtype=w.dtype, requires_grad=True),
+        torch.zeros(n_way, dtype=w.dtype, requires_grad=True),
+    ]
     params = [w, b, *head]
 
     def logits(params, x):
@@ -87,8 +87,9 @@ def _maml_by_hand(w, b, support, ys, query, yq, lr, steps):
 
 def _query_loss(net, episode, first_order=False, head_init="zero", lr=0.5, steps=2):
     support, ys, query, yq = episode
-    model = GradientAdaptation(net, GradientStep(lr=lr), steps=steps, first_order=first_order,
-                               head_init=head_init)
+    model = GradientAdaptation(
+        net, GradientStep(lr=lr), steps=steps, first_order=first_order, head_init=head_init
+    )
     return F.cross_entropy(model(support, ys, query), yq)
 
 
@@ -103,8 +104,12 @@ def test_second_order_gradient_matches_an_independent_autograd_computation():
     net = _tiny_net()
     w, b = (p.detach().clone().requires_grad_() for p in net.parameters())
     by_hand = torch.autograd.grad(_maml_by_hand(w, b, *episode, lr=0.5, steps=2), [w, b])
-    torch.testing.assert_close(_meta_gradient(net, episode),
-                               torch.cat([g.flatten() for g in by_hand]), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        _meta_gradient(net, episode),
+        torch.cat([g.flatten() for g in by_hand]),
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("head_init", ["zero", "prototypes"])
@@ -113,8 +118,9 @@ def test_second_order_gradient_matches_finite_differences(head_init):
     net = _tiny_net()
     second = _meta_gradient(net, episode, head_init=head_init)
     first = _meta_gradient(net, episode, head_init=head_init, first_order=True)
-    direction = torch.randn(second.shape, generator=torch.Generator().manual_seed(1),
-                            dtype=torch.float64)
+    direction = torch.randn(
+        second.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     origin = [p.detach().clone() for p in net.parameters()]
     steps = direction.split([p.numel() for p in origin])
 
@@ -128,8 +134,7 @@ def test_second_order_gradient_matches_finite_differences(head_init):
     numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
     assert numeric == pytest.approx(float(second @ direction), rel=1e-6)
     # The second-order term is really there: first-order MAML is measurably off.
-    assert abs(float(first @ direction) - numeric) > 1e3 * abs(float(second @ direction)
-                                                               - numeric)
+    assert abs(float(first @ direction) - numeric) > 1e3 * abs(float(second @ direction) - numeric)
 
 
 def test_zero_head_single_step_leaves_the_encoder_unadapted():
@@ -148,8 +153,12 @@ def test_zero_head_single_step_leaves_the_encoder_unadapted():
 def test_meta_sgd_rates_scale_each_coordinate():
     support, ys, _, _ = _episode()
     net = _tiny_net()
-    shapes = {"encoder.0.weight": (4, 5), "encoder.0.bias": (4,), "head.weight": (1, 1),
-              "head.bias": (1,)}
+    shapes = {
+        "encoder.0.weight": (4, 5),
+        "encoder.0.bias": (4,),
+        "head.weight": (1, 1),
+        "head.bias": (1,),
+    }
     rule = GradientStep(shapes, lr=0.3, learn_lr=True).double()
     with torch.no_grad():
         rule.rates["encoder__0__bias"].copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))
@@ -157,8 +166,10 @@ def test_meta_sgd_rates_scale_each_coordinate():
     plain = GradientAdaptation(net, GradientStep(lr=1.0), steps=1, head_init="prototypes")
     params = model.adapt_to(support, ys, steps=1)
     step = net[0].bias - plain.adapt_to(support, ys)["encoder.0.bias"]  # the gradient itself
-    torch.testing.assert_close(net[0].bias - params["encoder.0.bias"],
-                               torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64) * step)
+    torch.testing.assert_close(
+        net[0].bias - params["encoder.0.bias"],
+        torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64) * step,
+    )
 
 
 def test_reptile_gradient_is_the_difference_to_the_adapted_weights():
@@ -200,8 +211,9 @@ def test_meta_learner_lstm_cell_state_is_the_parameters():
     sgd = GradientAdaptation(net, GradientStep(lr=1.0), steps=1, head_init="prototypes")
     gradient = net[0].weight - sgd.adapt_to(support, ys)["encoder.0.weight"]
     f, i = torch.sigmoid(torch.tensor(5.0)), torch.sigmoid(torch.tensor(-4.5))
-    torch.testing.assert_close(lstm.adapt_to(support, ys)["encoder.0.weight"],
-                               f * net[0].weight - i * gradient)
+    torch.testing.assert_close(
+        lstm.adapt_to(support, ys)["encoder.0.weight"], f * net[0].weight - i * gradient
+    )
 
 
 def test_batch_statistics_come_from_the_first_rows_only():
@@ -222,15 +234,18 @@ def test_batch_statistics_come_from_the_first_rows_only():
 
 def test_recorded_support_statistics_score_queries_alone_like_the_joint_pass():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 4),
-                        nn.BatchNorm1d(4)).double()
+    net = nn.Sequential(
+        nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 4), nn.BatchNorm1d(4)
+    ).double()
     support, ys, query, _ = _episode()
     model = GradientAdaptation(net, GradientStep(lr=0.5), steps=2, head_init="prototypes")
     params = model.adapt_to(support, ys)
     statistics = model.support_statistics(params, support)
     assert sorted(statistics) == [0, 1]
-    torch.testing.assert_close(model.query_logits(params, support, query, statistics),
-                               model.query_logits(params, support, query))
+    torch.testing.assert_close(
+        model.query_logits(params, support, query, statistics),
+        model.query_logits(params, support, query),
+    )
 
 
 # -- the estimators ------------------------------------------------------------------------
@@ -247,8 +262,9 @@ def _small_conv(seed=0):
     return Conv4(hidden_channels=8, out_channels=8)
 
 
-@pytest.mark.parametrize("cls", [MAMLClassifier, ANILClassifier, MetaSGDClassifier,
-                                 LearnedOptimizerClassifier])
+@pytest.mark.parametrize(
+    "cls", [MAMLClassifier, ANILClassifier, MetaSGDClassifier, LearnedOptimizerClassifier]
+)
 def test_queries_are_scored_independently_unless_transductive(images, cls):
     X, y = images
     clf = cls(_small_conv(), n_steps=2, head_init="prototypes", batch_size=7)
@@ -264,10 +280,21 @@ def test_queries_are_scored_independently_unless_transductive(images, cls):
 
 
 def _fit_learner(cls, X, y, **params):
-    params = {"encoder": MLP, "encoder__in_features": 64, "encoder__out_features": 16,
-              "encoder__hidden_features": (32,), "n_way": 5, "n_shot": 1, "n_query": 5,
-              "max_epochs": 2, "episodes_per_epoch": 8, "meta_batch_size": 2, "verbose": 0,
-              "random_state": 0, **params}
+    params = {
+        "encoder": MLP,
+        "encoder__in_features": 64,
+        "encoder__out_features": 16,
+        "encoder__hidden_features": (32,),
+        "n_way": 5,
+        "n_shot": 1,
+        "n_query": 5,
+        "max_epochs": 2,
+        "episodes_per_epoch": 8,
+        "meta_batch_size": 2,
+        "verbose": 0,
+        "random_state": 0,
+        **params,
+    }
     return cls(**params).fit(X, y)
 
 
@@ -280,17 +307,23 @@ def test_meta_learned_weights_are_bit_identical_after_any_number_of_fits(digits,
     learner = _fit_learner(cls, X[y < 6], y[y < 6])
     before = {k: v.clone() for k, v in learner.module_.state_dict().items()}
     clf = learner.to_classifier(n_steps=3)
-    params_before = {k: v.clone() for k, v in [*clf.encoder.state_dict().items(),
-                                               *getattr(clf, "rule", nn.Module()).state_dict()
-                                               .items()]}
+    params_before = {
+        k: v.clone()
+        for k, v in [
+            *clf.encoder.state_dict().items(),
+            *getattr(clf, "rule", nn.Module()).state_dict().items(),
+        ]
+    }
     novel = np.flatnonzero(y >= 6)
     for start in range(0, 60, 20):
         clf.fit(X[novel[start : start + 20]], y[novel[start : start + 20]])
         clf.predict(X[novel[100:]])
     for key, value in learner.module_.state_dict().items():
         assert torch.equal(value, before[key]), key
-    for key, value in [*clf.encoder.state_dict().items(),
-                       *getattr(clf, "rule", nn.Module()).state_dict().items()]:
+    for key, value in [
+        *clf.encoder.state_dict().items(),
+        *getattr(clf, "rule", nn.Module()).state_dict().items(),
+    ]:
         assert torch.equal(value, params_before[key]), key
 
 
@@ -300,17 +333,19 @@ def test_same_random_state_same_weights(digits, cls):
     a = _fit_learner(cls, X[y < 6], y[y < 6])
     b = _fit_learner(cls, X[y < 6], y[y < 6])
     c = _fit_learner(cls, X[y < 6], y[y < 6], random_state=1)
-    for (key, va), vb, vc in zip(a.module_.state_dict().items(), b.module_.state_dict().values(),
-                                 c.module_.state_dict().values()):
+    for (key, va), vb in zip(a.module_.state_dict().items(), b.module_.state_dict().values()):
         assert torch.equal(va, vb), key
-    assert not all(torch.equal(va, vc) for va, vc in zip(a.module_.state_dict().values(),
-                                                         c.module_.state_dict().values()))
+    assert not all(
+        torch.equal(va, vc)
+        for va, vc in zip(a.module_.state_dict().values(), c.module_.state_dict().values())
+    )
 
 
 def test_meta_batches_group_episodes_into_one_update(digits):
     X, y = digits
-    learner = _fit_learner(MAMLLearner, X[y < 6], y[y < 6], episodes_per_epoch=7,
-                           meta_batch_size=3, max_epochs=1)
+    learner = _fit_learner(
+        MAMLLearner, X[y < 6], y[y < 6], episodes_per_epoch=7, meta_batch_size=3, max_epochs=1
+    )
     assert len(learner.history[-1, "batches"]) == 3  # 3 + 3 + 1 episodes
 
 
@@ -325,17 +360,28 @@ def test_meta_training_is_what_moves_the_rates_and_the_rule(digits):
     assert isinstance(clf, LearnedOptimizerClassifier) and clf.n_steps == 5
 
 
-@pytest.mark.parametrize("cls, params", [
-    (MAMLLearner, {"inner_steps": 2}),
-    (MAMLLearner, {"inner_steps": 2, "first_order": True}),
-    (ReptileLearner, {"lr": 0.5}),
-])
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (MAMLLearner, {"inner_steps": 2}),
+        (MAMLLearner, {"inner_steps": 2, "first_order": True}),
+        (ReptileLearner, {"lr": 0.5}),
+    ],
+)
 def test_meta_training_improves_novel_class_accuracy(omniglot_small, cls, params):
     X, y = omniglot_small.data, omniglot_small.target
     base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = {"encoder__hidden_channels": 16, "encoder__out_channels": 16, "n_way": 5,
-              "n_query": 5, "episodes_per_epoch": 30, "meta_batch_size": 2, "verbose": 0,
-              "random_state": 0, **params}
+    params = {
+        "encoder__hidden_channels": 16,
+        "encoder__out_channels": 16,
+        "n_way": 5,
+        "n_query": 5,
+        "episodes_per_epoch": 30,
+        "meta_batch_size": 2,
+        "verbose": 0,
+        "random_state": 0,
+        **params,
+    }
     if cls is MAMLLearner:
         params["lr"] = 3e-3
     untrained = cls(Conv4, max_epochs=0, **params).fit(X[base], y[base])
@@ -357,8 +403,7 @@ def test_clone_pipeline_cross_val_grid_search_over_steps_and_lr(digits):
     scores = cross_val_score(make_pipeline(StandardScaler(), ANILClassifier()), X, y, cv=cv)
     assert scores.shape == (20,) and scores.mean() > 0.6
 
-    search = GridSearchCV(clf, {"n_steps": [1, 5], "inner_lr": [0.05, 0.5]}, cv=cv,
-                          refit=False)
+    search = GridSearchCV(clf, {"n_steps": [1, 5], "inner_lr": [0.05, 0.5]}, cv=cv, refit=False)
     search.fit(X, y)
     assert search.cv_results_["mean_test_score"].shape == (4,)
     assert set(search.best_params_) == {"n_steps", "inner_lr"}
@@ -372,17 +417,20 @@ def test_joblib_round_trip_identical_predictions(tmp_path, digits):
         joblib.dump(est, path)
         loaded = joblib.load(path)
         if est is learner:
-            est, loaded = (e.to_classifier().fit(X[y >= 6][:20], y[y >= 6][:20])
-                           for e in (est, loaded))
-        np.testing.assert_array_equal(loaded.predict_proba(X[y >= 6][20:]),
-                                      est.predict_proba(X[y >= 6][20:]))
+            est, loaded = (
+                e.to_classifier().fit(X[y >= 6][:20], y[y >= 6][:20]) for e in (est, loaded)
+            )
+        np.testing.assert_array_equal(
+            loaded.predict_proba(X[y >= 6][20:]), est.predict_proba(X[y >= 6][20:])
+        )
 
 
 def test_to_classifier_mirrors_the_learner():
     X = np.random.RandomState(0).rand(60, 64).astype(np.float32)
     y = np.arange(60) % 6
-    learner = _fit_learner(ReptileLearner, X, y, inner_lr=0.05, inner_steps=4,
-                           head_init="prototypes", max_epochs=1)
+    learner = _fit_learner(
+        ReptileLearner, X, y, inner_lr=0.05, inner_steps=4, head_init="prototypes", max_epochs=1
+    )
     clf = learner.to_classifier(n_steps=30)
     assert isinstance(clf, ReptileClassifier)
     assert (clf.inner_lr, clf.n_steps, clf.head_init) == (0.05, 30, "prototypes")
@@ -395,32 +443,100 @@ X_NAN = X_IMG.copy()
 X_NAN[0, 0, 0, 0] = np.nan
 OK = (np.ones((4, 2)), [0, 0, 1, 1])
 BAD_INPUT = {
-    "negative n_steps": (MAMLClassifier(n_steps=-1), *OK, None, ValueError,
-                         "n_steps must be an integer >= 0"),
-    "unknown head_init": (ANILClassifier(head_init="random"), *OK, None, ValueError,
-                          "head_init must be one of"),
-    "zero inner_lr": (MAMLClassifier(inner_lr=0), *OK, None, ValueError,
-                      "inner_lr must be a positive number"),
-    "zero lr_scale": (MetaSGDClassifier(lr_scale=0.0), *OK, None, ValueError,
-                      "lr_scale must be a positive number"),
-    "rule that is not a module": (LearnedOptimizerClassifier(rule="lstm"), *OK, None,
-                                  TypeError, "rule must be a torch.nn.Module instance"),
+    "negative n_steps": (
+        MAMLClassifier(n_steps=-1),
+        *OK,
+        None,
+        ValueError,
+        "n_steps must be an integer >= 0",
+    ),
+    "unknown head_init": (
+        ANILClassifier(head_init="random"),
+        *OK,
+        None,
+        ValueError,
+        "head_init must be one of",
+    ),
+    "zero inner_lr": (
+        MAMLClassifier(inner_lr=0),
+        *OK,
+        None,
+        ValueError,
+        "inner_lr must be a positive number",
+    ),
+    "zero lr_scale": (
+        MetaSGDClassifier(lr_scale=0.0),
+        *OK,
+        None,
+        ValueError,
+        "lr_scale must be a positive number",
+    ),
+    "rule that is not a module": (
+        LearnedOptimizerClassifier(rule="lstm"),
+        *OK,
+        None,
+        TypeError,
+        "rule must be a torch.nn.Module instance",
+    ),
     "rates learned for another encoder": (
-        MetaSGDClassifier(Conv4(), GradientStep({"encoder.x": (1,), "head.weight": (1, 1),
-                                                 "head.bias": (1,)}, learn_lr=True)),
-        X_IMG, Y_IMG, None, ValueError, "meta-learned with another encoder"),
-    "images the encoder cannot take": (MAMLClassifier(Conv4(in_channels=3)), X_IMG, Y_IMG,
-                                       None, ValueError, "the encoder Conv4 failed on a batch"),
-    "NaN in support": (MAMLClassifier(Conv4()), X_NAN, Y_IMG, None, ValueError,
-                       "Input X contains NaN"),
-    "one-class support set": (MAMLClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
-                              ValueError, "only 1 class"),
-    "float batch_size": (MAMLClassifier(batch_size=2.5), *OK, None, ValueError,
-                         "batch_size must be an integer >= 1, got 2.5"),
-    "predict before fit": (ReptileClassifier(), None, None, np.ones((2, 2)), NotFittedError,
-                           "not fitted yet"),
-    "mismatched feature sizes": (ANILClassifier(), *OK, np.ones((2, 5)), ValueError,
-                                 "X has 5 features, but"),
+        MetaSGDClassifier(
+            Conv4(),
+            GradientStep(
+                {"encoder.x": (1,), "head.weight": (1, 1), "head.bias": (1,)}, learn_lr=True
+            ),
+        ),
+        X_IMG,
+        Y_IMG,
+        None,
+        ValueError,
+        "meta-learned with another encoder",
+    ),
+    "images the encoder cannot take": (
+        MAMLClassifier(Conv4(in_channels=3)),
+        X_IMG,
+        Y_IMG,
+        None,
+        ValueError,
+        "the encoder Conv4 failed on a batch",
+    ),
+    "NaN in support": (
+        MAMLClassifier(Conv4()),
+        X_NAN,
+        Y_IMG,
+        None,
+        ValueError,
+        "Input X contains NaN",
+    ),
+    "one-class support set": (
+        MAMLClassifier(),
+        np.ones((4, 2)),
+        [1, 1, 1, 1],
+        None,
+        ValueError,
+        "only 1 class",
+    ),
+    "float batch_size": (
+        MAMLClassifier(batch_size=2.5),
+        *OK,
+        None,
+        ValueError,
+        "batch_size must be an integer >= 1, got 2.5",
+    ),
+    "predict before fit": (
+        ReptileClassifier(),
+        None,
+        None,
+        np.ones((2, 2)),
+        NotFittedError,
+        "not fitted yet",
+    ),
+    "mismatched feature sizes": (
+        ANILClassifier(),
+        *OK,
+        np.ones((2, 5)),
+        ValueError,
+        "X has 5 features, but",
+    ),
 }
 
 

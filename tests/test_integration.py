@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import _data_home
 from sklearn.model_selection import cross_val_score
 
-from conftest import _data_home
 from skfewshot import EmbeddingTransformer
 from skfewshot.datasets import fetch_omniglot, rotate_classes
 from skfewshot.meta import ProtoNetLearner
@@ -27,8 +27,16 @@ def lake_protocol():
 
 def test_protonet_meta_training_on_omniglot(lake_protocol):
     X_base, y_base, X_novel, y_novel = lake_protocol
-    learner = ProtoNetLearner(Conv4, n_way=20, n_shot=5, n_query=5, episodes_per_epoch=100,
-                              max_epochs=3, random_state=0, verbose=0)
+    learner = ProtoNetLearner(
+        Conv4,
+        n_way=20,
+        n_shot=5,
+        n_query=5,
+        episodes_per_epoch=100,
+        max_epochs=3,
+        random_state=0,
+        verbose=0,
+    )
     learner.fit(X_base, y_base)
     Z = EmbeddingTransformer(learner.encoder_).fit_transform(X_novel)
     cv = EpisodicSplit(n_way=5, n_shot=1, n_query=15, n_episodes=200, random_state=0)

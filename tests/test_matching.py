@@ -51,8 +51,6 @@ ESTIMATORS = [
 ]
 
 
-
-
 # -- the method's math against direct computations ----------------------------------
 
 
@@ -87,10 +85,15 @@ def _fce_direct(module, support, labels, query):
     def run(sequence, suffix):
         h, c, states = np.zeros(d), np.zeros(d), []
         for item in sequence:
-            h, c = _lstm_step(item, h, c, p[f"support_lstm.weight_ih_l0{suffix}"],
-                              p[f"support_lstm.weight_hh_l0{suffix}"],
-                              p[f"support_lstm.bias_ih_l0{suffix}"],
-                              p[f"support_lstm.bias_hh_l0{suffix}"])
+            h, c = _lstm_step(
+                item,
+                h,
+                c,
+                p[f"support_lstm.weight_ih_l0{suffix}"],
+                p[f"support_lstm.weight_hh_l0{suffix}"],
+                p[f"support_lstm.bias_ih_l0{suffix}"],
+                p[f"support_lstm.bias_hh_l0{suffix}"],
+            )
             states.append(h)
         return np.array(states)
 
@@ -101,9 +104,15 @@ def _fce_direct(module, support, labels, query):
         for _ in range(module.read_steps):
             a = np.exp(g @ h - (g @ h).max())
             r = (a / a.sum()) @ g
-            h_hat, c = _lstm_step(np.concatenate([q, r]), h, c, p["query_lstm.weight_ih"],
-                                  p["query_lstm.weight_hh"], p["query_lstm.bias_ih"],
-                                  p["query_lstm.bias_hh"])
+            h_hat, c = _lstm_step(
+                np.concatenate([q, r]),
+                h,
+                c,
+                p["query_lstm.weight_ih"],
+                p["query_lstm.weight_hh"],
+                p["query_lstm.bias_ih"],
+                p["query_lstm.bias_hh"],
+            )
             h = h_hat + q
         f.append(h)
     return np.array(f), g, labels
@@ -114,9 +123,9 @@ def test_cosine_attention_matches_direct_computation():
     support, query = rng.randn(7, 5), rng.randn(4, 5)
     labels = np.array([2, 0, 1, 0, 2, 1, 1])
     for scale in (1.0, 7.5):
-        scores = MatchingAttention(scale=scale)(torch.as_tensor(support),
-                                                torch.as_tensor(labels),
-                                                torch.as_tensor(query))
+        scores = MatchingAttention(scale=scale)(
+            torch.as_tensor(support), torch.as_tensor(labels), torch.as_tensor(query)
+        )
         assert scores.dtype == torch.float64 and scores.shape == (4, 3)
         expected = _cosine_attention_proba(query, support, labels, 3, scale)
         np.testing.assert_allclose(scores.exp().numpy(), expected, rtol=1e-12)
@@ -130,8 +139,9 @@ def test_full_context_embeddings_match_direct_computation():
     module = _fce(3, read_steps=3).double()
     scores = module(torch.as_tensor(support), torch.as_tensor(labels), torch.as_tensor(query))
     f, g, sorted_labels = _fce_direct(module, support, labels, query)
-    np.testing.assert_allclose(scores.detach().exp().numpy(),
-                               _cosine_attention_proba(f, g, sorted_labels, 3), rtol=1e-10)
+    np.testing.assert_allclose(
+        scores.detach().exp().numpy(), _cosine_attention_proba(f, g, sorted_labels, 3), rtol=1e-10
+    )
     # The LSTMs change the result: FCE is not the plain cosine attention.
     plain = _cosine_attention_proba(query, support, labels, 3)
     assert not np.allclose(scores.detach().exp().numpy(), plain, atol=1e-3)
@@ -141,8 +151,9 @@ def test_log_probabilities_stay_finite_and_exact_at_large_scales():
     rng = np.random.RandomState(2)
     support, query = rng.randn(6, 4), rng.randn(3, 4)
     labels = np.array([0, 1, 2, 0, 1, 2])
-    scores = MatchingAttention(scale=2000.0)(torch.as_tensor(support), torch.as_tensor(labels),
-                                             torch.as_tensor(query)).numpy()
+    scores = MatchingAttention(scale=2000.0)(
+        torch.as_tensor(support), torch.as_tensor(labels), torch.as_tensor(query)
+    ).numpy()
     assert np.isfinite(scores).all() and scores.min() < -100  # no underflow to log(0)
     # log P_c = log sum_{i in c} exp(l_i) - log sum_i exp(l_i), evaluated stably
     q = query / np.linalg.norm(query, axis=1, keepdims=True)
@@ -166,8 +177,9 @@ def test_large_scale_becomes_cosine_nearest_neighbour(digits):
 def test_classifier_probabilities_are_the_attention_over_labels(digits):
     X, y = digits
     clf = MatchingClassifier().fit(X[:60], y[:60])
-    expected = _cosine_attention_proba(X[60:90].astype(np.float64), X[:60].astype(np.float64),
-                                       y[:60], 10)
+    expected = _cosine_attention_proba(
+        X[60:90].astype(np.float64), X[:60].astype(np.float64), y[:60], 10
+    )
     np.testing.assert_allclose(clf.predict_proba(X[60:90]), expected, rtol=1e-5)
     np.testing.assert_allclose(np.exp(clf.decision_function(X[60:90])), expected, rtol=1e-5)
     np.testing.assert_array_equal(clf.predict(X[60:90]), clf.classes_[expected.argmax(1)])
@@ -203,16 +215,17 @@ def test_support_order_full_context_embeddings_and_plain_attention():
     fce = MatchingClassifier(comparator=_fce(4))
     base = fce.fit(X, y).predict_proba(query)
     # The BiLSTM reads the support set sorted by class: interleaving does not matter ...
-    np.testing.assert_allclose(fce.fit(X[interleaved], y[interleaved]).predict_proba(query),
-                               base, rtol=1e-5)
+    np.testing.assert_allclose(
+        fce.fit(X[interleaved], y[interleaved]).predict_proba(query), base, rtol=1e-5
+    )
     # ... but the order within a class does (a sequence model, as in the paper).
-    assert not np.allclose(fce.fit(X[within], y[within]).predict_proba(query), base,
-                           rtol=1e-4)
+    assert not np.allclose(fce.fit(X[within], y[within]).predict_proba(query), base, rtol=1e-4)
 
     plain = MatchingClassifier()
     base = plain.fit(X, y).predict_proba(query)
     np.testing.assert_allclose(
-        plain.fit(X[reversed_all], y[reversed_all]).predict_proba(query), base, rtol=1e-5)
+        plain.fit(X[reversed_all], y[reversed_all]).predict_proba(query), base, rtol=1e-5
+    )
 
 
 def test_float64_features_with_full_context_embeddings():
@@ -220,8 +233,7 @@ def test_float64_features_with_full_context_embeddings():
     X, y = rng.randn(20, 4), np.arange(20) % 4
     clf = MatchingClassifier(comparator=_fce(4)).fit(X[:12], y[:12])
     proba64 = clf.predict_proba(X[12:])
-    proba32 = clf.fit(X[:12].astype(np.float32), y[:12]).predict_proba(
-        X[12:].astype(np.float32))
+    proba32 = clf.fit(X[:12].astype(np.float32), y[:12]).predict_proba(X[12:].astype(np.float32))
     np.testing.assert_allclose(proba64, proba32, rtol=1e-5)
 
 
@@ -241,10 +253,20 @@ def trained():
 
 
 def _learner(**params):
-    defaults = dict(encoder=MLP, encoder__in_features=64, encoder__hidden_features=(32,),
-                    encoder__out_features=16, comparator__embedding_dim=16, n_way=3,
-                    n_shot=2, n_query=3, episodes_per_epoch=10, max_epochs=2, verbose=0,
-                    random_state=0)
+    defaults = dict(
+        encoder=MLP,
+        encoder__in_features=64,
+        encoder__hidden_features=(32,),
+        encoder__out_features=16,
+        comparator__embedding_dim=16,
+        n_way=3,
+        n_shot=2,
+        n_query=3,
+        episodes_per_epoch=10,
+        max_epochs=2,
+        verbose=0,
+        random_state=0,
+    )
     return MatchingNetLearner(**{**defaults, **params})
 
 
@@ -257,9 +279,11 @@ def test_to_classifier_scores_like_the_meta_trained_model(trained):
     proba = clf.fit(X[support], y[support]).predict_proba(X[query])
     module = learner.module_.eval()
     with torch.no_grad():
-        scores = module(torch.as_tensor(X[support]),
-                        torch.as_tensor(LabelEncoder().fit_transform(y[support])),
-                        torch.as_tensor(X[query]))
+        scores = module(
+            torch.as_tensor(X[support]),
+            torch.as_tensor(LabelEncoder().fit_transform(y[support])),
+            torch.as_tensor(X[query]),
+        )
     np.testing.assert_allclose(proba, scores.exp().numpy(), rtol=1e-5, atol=1e-7)
 
 
@@ -294,8 +318,9 @@ def test_clone_pipeline_cross_val_and_grid_search(digits, trained):
     assert cloned.comparator is not clf.comparator and cloned.comparator.read_steps == 5
 
     cv = EpisodicSplit(n_way=5, n_shot=1, n_query=10, n_episodes=30, random_state=0)
-    pipe = make_pipeline(StandardScaler(),
-                         MatchingClassifier(comparator=MatchingAttention(scale=10.0)))
+    pipe = make_pipeline(
+        StandardScaler(), MatchingClassifier(comparator=MatchingAttention(scale=10.0))
+    )
     scores = cross_val_score(pipe, X, y, cv=cv)
     assert scores.shape == (30,) and scores.mean() > 0.6
 
@@ -324,8 +349,7 @@ def test_any_number_of_ways_and_shots_at_test_time(trained):
     learner, X, y = trained
     clf = learner.to_classifier()
     for n_way, n_shot in [(2, 1), (4, 5)]:
-        cv = EpisodicSplit(n_way=n_way, n_shot=n_shot, n_query=5, n_episodes=5,
-                           random_state=0)
+        cv = EpisodicSplit(n_way=n_way, n_shot=n_shot, n_query=5, n_episodes=5, random_state=0)
         assert cross_val_score(clf, X, y, cv=cv).shape == (5,)
     uneven = np.r_[np.flatnonzero(y == 6)[:1], np.flatnonzero(y == 7)[:7]]
     assert clf.fit(X[uneven], y[uneven]).predict_proba(X[:3]).shape == (3, 2)
@@ -337,9 +361,17 @@ def test_any_number_of_ways_and_shots_at_test_time(trained):
 def test_meta_training_improves_novel_class_accuracy(omniglot_small):
     X, y = omniglot_small.data, omniglot_small.target
     base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = dict(encoder__hidden_channels=16, encoder__out_channels=16,
-                  comparator__embedding_dim=16, n_way=10, n_shot=1, n_query=5,
-                  episodes_per_epoch=50, verbose=0, random_state=0)
+    params = dict(
+        encoder__hidden_channels=16,
+        encoder__out_channels=16,
+        comparator__embedding_dim=16,
+        n_way=10,
+        n_shot=1,
+        n_query=5,
+        episodes_per_epoch=50,
+        verbose=0,
+        random_state=0,
+    )
     untrained = MatchingNetLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
     trained = MatchingNetLearner(Conv4, max_epochs=4, **params).fit(X[base], y[base])
     score = dict(n_way=5, n_shot=1, n_query=5, n_episodes=100)
@@ -348,8 +380,9 @@ def test_meta_training_improves_novel_class_accuracy(omniglot_small):
     assert after > before + 0.1, (before, after)
     assert trained.history_[-1, "train_loss"] < trained.history_[0, "train_loss"]
     lstm = "comparator.query_lstm.weight_ih"
-    assert not torch.equal(trained.module_.state_dict()[lstm],
-                           untrained.module_.state_dict()[lstm])  # FCE is trained too
+    assert not torch.equal(
+        trained.module_.state_dict()[lstm], untrained.module_.state_dict()[lstm]
+    )  # FCE is trained too
 
 
 def test_same_random_state_same_weights_and_different_seed_differs(digits):
@@ -376,9 +409,12 @@ def test_learner_options_reach_the_comparator_and_classifier(digits):
 
 def test_learner_errors(digits):
     X, y = digits
-    with pytest.raises(ValueError, match=r"encoder gives embeddings of 16 features.*"
-                                         r"comparator__embedding_dim=64.*"
-                                         r"Set comparator__embedding_dim=16"):
+    with pytest.raises(
+        ValueError,
+        match=r"encoder gives embeddings of 16 features.*"
+        r"comparator__embedding_dim=64.*"
+        r"Set comparator__embedding_dim=16",
+    ):
         _learner(comparator__embedding_dim=64).fit(X, y)
     with pytest.raises(ValueError, match="MatchingNetLearner: fce must be True or False"):
         _learner(fce="yes").fit(X, y)
@@ -396,16 +432,36 @@ def test_learner_errors(digits):
 
 BAD_INPUT = {
     "embedding width the LSTMs were not built for": (
-        MatchingClassifier(comparator=_fce(8)), np.ones((4, 5)), [0, 0, 1, 1], ValueError,
-        (r"MatchingClassifier: MatchingAttention was built with embedding_dim=8.*"
-         r"received embeddings of 5 features; build it with embedding_dim=5")),
+        MatchingClassifier(comparator=_fce(8)),
+        np.ones((4, 5)),
+        [0, 0, 1, 1],
+        ValueError,
+        (
+            r"MatchingClassifier: MatchingAttention was built with embedding_dim=8.*"
+            r"received embeddings of 5 features; build it with embedding_dim=5"
+        ),
+    ),
     "comparator that is not a module": (
-        MatchingClassifier(comparator="fce"), np.ones((4, 2)), [0, 0, 1, 1], TypeError,
-        "comparator must be a torch.nn.Module instance"),
-    "one-class support set": (MatchingClassifier(), np.ones((4, 2)), [1, 1, 1, 1],
-                              ValueError, "only 1 class"),
-    "NaN in support": (MatchingClassifier(), np.array([[np.nan, 1.0], [0.0, 1.0]]), [0, 1],
-                       ValueError, "Input X contains NaN"),
+        MatchingClassifier(comparator="fce"),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        TypeError,
+        "comparator must be a torch.nn.Module instance",
+    ),
+    "one-class support set": (
+        MatchingClassifier(),
+        np.ones((4, 2)),
+        [1, 1, 1, 1],
+        ValueError,
+        "only 1 class",
+    ),
+    "NaN in support": (
+        MatchingClassifier(),
+        np.array([[np.nan, 1.0], [0.0, 1.0]]),
+        [0, 1],
+        ValueError,
+        "Input X contains NaN",
+    ),
 }
 
 
@@ -416,13 +472,16 @@ def test_bad_input_table(case):
         clone(est).fit(X, y)
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(fce=1), "fce must be True or False"),
-    (dict(fce=True, embedding_dim=0), "embedding_dim must be an integer >= 1"),
-    (dict(read_steps=2.5), "read_steps must be an integer >= 1"),
-    (dict(scale=-1.0), "scale must be a positive number"),
-    (dict(scale=float("inf")), "scale must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(fce=1), "fce must be True or False"),
+        (dict(fce=True, embedding_dim=0), "embedding_dim must be an integer >= 1"),
+        (dict(read_steps=2.5), "read_steps must be an integer >= 1"),
+        (dict(scale=-1.0), "scale must be a positive number"),
+        (dict(scale=float("inf")), "scale must be a positive number"),
+    ],
+)
 def test_comparator_option_errors(params, message):
     with pytest.raises(ValueError, match=f"MatchingAttention: {message}"):
         MatchingAttention(**params)

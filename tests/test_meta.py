@@ -17,9 +17,19 @@ from skfewshot.nn import MLP, Conv4
 
 
 def _learner(**params):
-    defaults = dict(encoder=MLP, encoder__in_features=64, encoder__hidden_features=(32,),
-                    encoder__out_features=16, n_way=3, n_shot=2, n_query=3,
-                    episodes_per_epoch=10, max_epochs=2, verbose=0, random_state=0)
+    defaults = dict(
+        encoder=MLP,
+        encoder__in_features=64,
+        encoder__hidden_features=(32,),
+        encoder__out_features=16,
+        n_way=3,
+        n_shot=2,
+        n_query=3,
+        episodes_per_epoch=10,
+        max_epochs=2,
+        verbose=0,
+        random_state=0,
+    )
     return ProtoNetLearner(**{**defaults, **params})
 
 
@@ -33,8 +43,16 @@ def base_novel(digits):
 def test_meta_training_improves_novel_class_accuracy(omniglot_small):
     X, y = omniglot_small.data, omniglot_small.target
     base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = dict(encoder__hidden_channels=16, encoder__out_channels=16, n_way=10,
-                  n_shot=1, n_query=5, episodes_per_epoch=50, verbose=0, random_state=0)
+    params = dict(
+        encoder__hidden_channels=16,
+        encoder__out_channels=16,
+        n_way=10,
+        n_shot=1,
+        n_query=5,
+        episodes_per_epoch=50,
+        verbose=0,
+        random_state=0,
+    )
     untrained = ProtoNetLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
     trained = ProtoNetLearner(Conv4, max_epochs=4, **params).fit(X[base], y[base])
     score = dict(n_way=5, n_shot=1, n_query=5, n_episodes=100)
@@ -102,8 +120,9 @@ def test_to_classifier_and_sklearn_tools(tmp_path, base_novel):
     clf = learner.to_classifier()
     assert isinstance(clf, PrototypicalClassifier)
     assert clf.encoder is not learner.encoder_
-    cv = EpisodicSplit(n_way=3, n_shot=2, n_query=3, n_episodes=50,
-                       random_state=learner.random_state)
+    cv = EpisodicSplit(
+        n_way=3, n_shot=2, n_query=3, n_episodes=50, random_state=learner.random_state
+    )
     scores = cross_val_score(clf, X_novel, y_novel, cv=cv)
     # The learner scores the same episodes the same way.
     assert learner.score(X_novel, y_novel, n_episodes=50) == pytest.approx(scores.mean())
@@ -114,7 +133,8 @@ def test_to_classifier_and_sklearn_tools(tmp_path, base_novel):
     for key, value in learner.encoder_.state_dict().items():
         assert torch.equal(loaded.encoder_.state_dict()[key], value)
     assert loaded.score(X_novel, y_novel, n_episodes=20) == learner.score(
-        X_novel, y_novel, n_episodes=20)
+        X_novel, y_novel, n_episodes=20
+    )
 
 
 def test_clone_set_params_and_grid_search_over_classes(base_novel):
@@ -154,10 +174,20 @@ def test_meta_learner_errors(base_novel):
 def test_conv4_on_omniglot_images(omniglot_small):
     X, y = omniglot_small.data, omniglot_small.target
     base = y < 100
-    learner = ProtoNetLearner(Conv4, encoder__hidden_channels=16, encoder__out_channels=16,
-                              n_way=5, n_shot=1, n_query=3, episodes_per_epoch=5,
-                              max_epochs=1, verbose=0, random_state=0)
+    learner = ProtoNetLearner(
+        Conv4,
+        encoder__hidden_channels=16,
+        encoder__out_channels=16,
+        n_way=5,
+        n_shot=1,
+        n_query=3,
+        episodes_per_epoch=5,
+        max_epochs=1,
+        verbose=0,
+        random_state=0,
+    )
     learner.fit(X[base], y[base])
     assert learner.encoder_(torch.as_tensor(X[:2])).shape == (2, 16)
-    assert 0.2 <= learner.score(X[~base], y[~base], n_way=5, n_shot=1, n_query=5,
-                                n_episodes=20) <= 1
+    assert (
+        0.2 <= learner.score(X[~base], y[~base], n_way=5, n_shot=1, n_query=5, n_episodes=20) <= 1
+    )

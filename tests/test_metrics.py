@@ -9,8 +9,7 @@ def test_matches_student_t_interval():
     rng = np.random.RandomState(0)
     scores = rng.uniform(0.6, 1.0, size=600)
     mean, half = mean_confidence_interval(scores)
-    low, high = stats.t.interval(0.95, len(scores) - 1, loc=scores.mean(),
-                                 scale=stats.sem(scores))
+    low, high = stats.t.interval(0.95, len(scores) - 1, loc=scores.mean(), scale=stats.sem(scores))
     assert mean == pytest.approx(scores.mean())
     assert half == pytest.approx((high - low) / 2)
     assert mean_confidence_interval(scores, confidence=0.99)[1] > half

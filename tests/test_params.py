@@ -45,8 +45,10 @@ def test_numpy_scalars_from_a_parameter_grid_are_accepted():
     train, test = next(EpisodicSplit(3, 2, 2, n_episodes=1, random_state=0).split(X, y))
     numpy_params = dict(n_steps=np.int64(2), batch_size=np.int64(4), inner_lr=np.float64(0.1))
     python_params = dict(n_steps=2, batch_size=4, inner_lr=0.1)
-    probas = [MAMLClassifier(**params).fit(X[train] / 16, y[train]).predict_proba(X[test] / 16)
-              for params in (numpy_params, python_params)]
+    probas = [
+        MAMLClassifier(**params).fit(X[train] / 16, y[train]).predict_proba(X[test] / 16)
+        for params in (numpy_params, python_params)
+    ]
     np.testing.assert_array_equal(*probas)
     cv = EpisodicSplit(np.int64(3), np.int64(1), np.int64(2), n_episodes=np.int64(2))
     assert len(list(cv.split(X, y))) == 2

@@ -43,14 +43,16 @@ def distance_relation(width, aggregate="mean", scale=1.0):
     to their eps), max-pooled over locations. It classifies like a nearest
     class-mean rule, so scikit-learn's accuracy checks can pass.
     """
-    rel = RelationModule(in_channels=width, hidden_channels=2 * width, hidden_features=2,
-                         aggregate=aggregate)
+    rel = RelationModule(
+        in_channels=width, hidden_channels=2 * width, hidden_features=2, aggregate=aggregate
+    )
     eye = torch.eye(width)
     with torch.no_grad():
         for p in rel.parameters():
             p.zero_()
-        rel.conv1.weight[:, :, 1, 1] = torch.cat([torch.cat([eye, -eye], 1),
-                                                  torch.cat([-eye, eye], 1)])
+        rel.conv1.weight[:, :, 1, 1] = torch.cat(
+            [torch.cat([eye, -eye], 1), torch.cat([-eye, eye], 1)]
+        )
         rel.conv2.weight[0, :, 1, 1] = 1
         rel.bn1.weight.fill_(1)
         rel.bn2.weight.fill_(1)
@@ -78,8 +80,16 @@ def _direct_scores(rel, support, support_labels, query):
     assert not rel.training
 
     def bn(x, layer):
-        return F.batch_norm(x, layer.running_mean, layer.running_var, layer.weight,
-                            layer.bias, False, 0.0, layer.eps)
+        return F.batch_norm(
+            x,
+            layer.running_mean,
+            layer.running_var,
+            layer.weight,
+            layer.bias,
+            False,
+            0.0,
+            layer.eps,
+        )
 
     if support.ndim == 2:
         support, query = support[:, :, None, None], query[:, :, None, None]
@@ -121,13 +131,14 @@ ESTIMATORS = [
     # No encoder: feature vectors of any width, hashed by the comparator.
     RelationClassifier(comparator=AnyWidthRelation().double()),
     # A tiny parametric encoder of fixed width: vectors, taken as 1x1 maps.
-    RelationClassifier(nn.Sequential(HashFeatures(8), TinyEncoder()),
-                       distance_relation(8).double()),
+    RelationClassifier(
+        nn.Sequential(HashFeatures(8), TinyEncoder()), distance_relation(8).double()
+    ),
     # An encoder of 2x2 feature maps: the relation blocks pool them.
-    RelationClassifier(nn.Sequential(HashFeatures(8), nn.Unflatten(1, (2, 2, 2))),
-                       distance_relation(2).double()),
+    RelationClassifier(
+        nn.Sequential(HashFeatures(8), nn.Unflatten(1, (2, 2, 2))), distance_relation(2).double()
+    ),
 ]
-
 
 
 # -- the relation module ----------------------------------------------------
@@ -137,8 +148,9 @@ ESTIMATORS = [
 @pytest.mark.parametrize("map_size", [(7, 7), (5, 3), (2, 2), (1, 1), None])
 def test_relation_scores_match_direct_computation(aggregate, map_size):
     torch.manual_seed(0)
-    rel = _randomised(RelationModule(in_channels=3, hidden_channels=4, hidden_features=5,
-                                     aggregate=aggregate))
+    rel = _randomised(
+        RelationModule(in_channels=3, hidden_channels=4, hidden_features=5, aggregate=aggregate)
+    )
     shape = (3,) if map_size is None else (3, *map_size)
     support, query = torch.randn(7, *shape), torch.randn(4, *shape)
     labels = torch.tensor([0, 1, 2, 0, 1, 0, 2])  # unbalanced: 3, 2 and 2 shots
@@ -157,14 +169,14 @@ def test_class_map_is_the_sum_of_its_shots_and_vectors_are_1x1_maps():
     maps = rel.class_maps(support, labels)
     torch.testing.assert_close(maps, torch.stack([support[1], support[0] + support[2]]))
     rel.aggregate = "mean"
-    torch.testing.assert_close(rel.class_maps(support, labels)[1],
-                               (support[0] + support[2]) / 2)
+    torch.testing.assert_close(rel.class_maps(support, labels)[1], (support[0] + support[2]) / 2)
     rel.eval()
     vectors = torch.randn(4, 2)
     with torch.no_grad():
-        torch.testing.assert_close(rel(vectors, labels[:2].repeat(2), vectors[:1]),
-                                   rel(vectors[..., None, None], labels[:2].repeat(2),
-                                       vectors[:1, :, None, None]))
+        torch.testing.assert_close(
+            rel(vectors, labels[:2].repeat(2), vectors[:1]),
+            rel(vectors[..., None, None], labels[:2].repeat(2), vectors[:1, :, None, None]),
+        )
 
 
 def test_weights_do_not_depend_on_map_size():
@@ -173,21 +185,26 @@ def test_weights_do_not_depend_on_map_size():
     labels = torch.arange(3)
     for size in (1, 4, 7, 19):
         with torch.no_grad():
-            out = rel.eval()(torch.randn(3, 64, size, size), labels,
-                             torch.randn(2, 64, size, size))
+            out = rel.eval()(torch.randn(3, 64, size, size), labels, torch.randn(2, 64, size, size))
         assert out.shape == (2, 3)
 
 
 def test_relation_module_input_errors():
     rel = RelationModule(in_channels=64)
     labels = torch.arange(2)
-    with pytest.raises(ValueError, match=r"in_channels=64\) got support embeddings with 32 "
-                                         r"channels.*comparator__in_channels=32"):
+    with pytest.raises(
+        ValueError,
+        match=r"in_channels=64\) got support embeddings with 32 "
+        r"channels.*comparator__in_channels=32",
+    ):
         rel(torch.randn(2, 32, 7, 7), labels, torch.randn(1, 32, 7, 7))
     with pytest.raises(ValueError, match="query embeddings have shape \\(1, 64, 7\\)"):
         rel(torch.randn(2, 64, 7, 7), labels, torch.randn(1, 64, 7))
-    with pytest.raises(ValueError, match=r"query maps of size \(5, 5\) differ from support "
-                                         r"maps of size \(7, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"query maps of size \(5, 5\) differ from support "
+        r"maps of size \(7, 7\)",
+    ):
         rel(torch.randn(2, 64, 7, 7), labels, torch.randn(1, 64, 5, 5))
     with pytest.raises(ValueError, match="aggregate must be one of"):
         RelationModule(aggregate="max")
@@ -250,8 +267,9 @@ def test_any_ways_and_shots_at_test_time(digits, mlp, relation16):
 def test_predictions_do_not_depend_on_the_batch(omniglot_small):
     X, y = omniglot_small.data[:60], omniglot_small.target[:60]
     torch.manual_seed(0)
-    encoder = _train_mode_stats(Conv4(hidden_channels=8, out_channels=8, flatten=False,
-                                      pooled_blocks=2), X)
+    encoder = _train_mode_stats(
+        Conv4(hidden_channels=8, out_channels=8, flatten=False, pooled_blocks=2), X
+    )
     rel = _randomised(RelationModule(8, hidden_channels=8))
     clf = RelationClassifier(encoder, rel, batch_size=7).fit(X[::3], y[::3])
     together = clf.predict_proba(X[1::3])
@@ -318,8 +336,9 @@ def test_joblib_round_trip_identical_predictions(tmp_path, digits, mlp, relation
 def test_precomputed_feature_maps_give_identical_scores(omniglot_small):
     X, y = omniglot_small.data[:200], omniglot_small.target[:200]
     torch.manual_seed(0)
-    encoder = _train_mode_stats(Conv4(hidden_channels=8, out_channels=8, flatten=False,
-                                      pooled_blocks=2), X)
+    encoder = _train_mode_stats(
+        Conv4(hidden_channels=8, out_channels=8, flatten=False, pooled_blocks=2), X
+    )
     rel = _randomised(RelationModule(8, hidden_channels=8))
     cv = EpisodicSplit(n_way=5, n_shot=1, n_query=3, n_episodes=10, random_state=0)
     direct = cross_val_score(RelationClassifier(encoder, rel), X, y, cv=cv)
@@ -329,8 +348,7 @@ def test_precomputed_feature_maps_give_identical_scores(omniglot_small):
     np.testing.assert_allclose(cross_val_score(unflatten, Z, y, cv=cv), direct)
     # 4-D maps need an encoder (only then are n-D samples accepted): the identity.
     identity = RelationClassifier(nn.Identity(), rel)
-    np.testing.assert_allclose(cross_val_score(identity, Z.reshape(-1, 8, 7, 7), y, cv=cv),
-                               direct)
+    np.testing.assert_allclose(cross_val_score(identity, Z.reshape(-1, 8, 7, 7), y, cv=cv), direct)
     with pytest.raises(ValueError, match="Found array with dim 4"):
         RelationClassifier(comparator=rel).fit(Z.reshape(-1, 8, 7, 7)[:10], y[:10])
 
@@ -338,26 +356,70 @@ def test_precomputed_feature_maps_give_identical_scores(omniglot_small):
 X_IMG = np.random.RandomState(0).rand(12, 1, 28, 28).astype(np.float32)
 Y_IMG = np.arange(12) % 3
 BAD_INPUT = {
-    "no comparator": (RelationClassifier(), np.ones((4, 2)), [0, 0, 1, 1], None, TypeError,
-                      "needs a meta-trained relation module: pass comparator=learner."),
-    "comparator that is not a module": (RelationClassifier(comparator="relation"),
-                                        np.ones((4, 2)), [0, 0, 1, 1], None, TypeError,
-                                        "comparator must be a torch.nn.Module instance"),
+    "no comparator": (
+        RelationClassifier(),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        TypeError,
+        "needs a meta-trained relation module: pass comparator=learner.",
+    ),
+    "comparator that is not a module": (
+        RelationClassifier(comparator="relation"),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        TypeError,
+        "comparator must be a torch.nn.Module instance",
+    ),
     "embedding channels differ from in_channels (at fit)": (
         RelationClassifier(Conv4(flatten=False, pooled_blocks=2), RelationModule(32)),
-        X_IMG, Y_IMG, None, ValueError,
-        r"got support embeddings with 64 channels.*in_channels=64"),
+        X_IMG,
+        Y_IMG,
+        None,
+        ValueError,
+        r"got support embeddings with 64 channels.*in_channels=64",
+    ),
     "vector width differs from in_channels": (
-        RelationClassifier(comparator=RelationModule(3)), np.ones((4, 2)), [0, 0, 1, 1], None,
-        ValueError, r"RelationModule\(in_channels=3\) got support embeddings with 2 channels"),
-    "3-D X without encoder": (RelationClassifier(comparator=RelationModule(28)), X_IMG[:, 0],
-                              Y_IMG, None, ValueError, "Found array with dim 3"),
-    "NaN in query": (RelationClassifier(comparator=AnyWidthRelation()), np.ones((4, 2)),
-                     [0, 0, 1, 1], np.array([[np.nan, 1.0]]), ValueError, "contains NaN"),
-    "predict before fit": (RelationClassifier(comparator=AnyWidthRelation()), None, None,
-                           np.ones((2, 2)), NotFittedError, "not fitted yet"),
-    "one-class support set": (RelationClassifier(comparator=AnyWidthRelation()),
-                              np.ones((4, 2)), [1, 1, 1, 1], None, ValueError, "only 1 class"),
+        RelationClassifier(comparator=RelationModule(3)),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        ValueError,
+        r"RelationModule\(in_channels=3\) got support embeddings with 2 channels",
+    ),
+    "3-D X without encoder": (
+        RelationClassifier(comparator=RelationModule(28)),
+        X_IMG[:, 0],
+        Y_IMG,
+        None,
+        ValueError,
+        "Found array with dim 3",
+    ),
+    "NaN in query": (
+        RelationClassifier(comparator=AnyWidthRelation()),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        np.array([[np.nan, 1.0]]),
+        ValueError,
+        "contains NaN",
+    ),
+    "predict before fit": (
+        RelationClassifier(comparator=AnyWidthRelation()),
+        None,
+        None,
+        np.ones((2, 2)),
+        NotFittedError,
+        "not fitted yet",
+    ),
+    "one-class support set": (
+        RelationClassifier(comparator=AnyWidthRelation()),
+        np.ones((4, 2)),
+        [1, 1, 1, 1],
+        None,
+        ValueError,
+        "only 1 class",
+    ),
 }
 
 
@@ -370,10 +432,21 @@ def test_bad_input_table(case):
 
 
 def _learner(**params):
-    defaults = dict(encoder=MLP, encoder__in_features=64, encoder__hidden_features=(32,),
-                    encoder__out_features=16, comparator__in_channels=16,
-                    comparator__hidden_channels=16, n_way=3, n_shot=2, n_query=3,
-                    episodes_per_epoch=10, max_epochs=2, verbose=0, random_state=0)
+    defaults = dict(
+        encoder=MLP,
+        encoder__in_features=64,
+        encoder__hidden_features=(32,),
+        encoder__out_features=16,
+        comparator__in_channels=16,
+        comparator__hidden_channels=16,
+        n_way=3,
+        n_shot=2,
+        n_query=3,
+        episodes_per_epoch=10,
+        max_epochs=2,
+        verbose=0,
+        random_state=0,
+    )
     return RelationNetLearner(**{**defaults, **params})
 
 
@@ -404,9 +477,18 @@ def test_defaults_are_the_papers():
 def test_meta_training_improves_novel_class_accuracy(omniglot_small):
     X, y = omniglot_small.data, omniglot_small.target
     base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = dict(encoder__hidden_channels=16, encoder__out_channels=16,
-                  comparator__in_channels=16, comparator__hidden_channels=16, n_way=10,
-                  n_shot=1, n_query=5, episodes_per_epoch=50, verbose=0, random_state=0)
+    params = dict(
+        encoder__hidden_channels=16,
+        encoder__out_channels=16,
+        comparator__in_channels=16,
+        comparator__hidden_channels=16,
+        n_way=10,
+        n_shot=1,
+        n_query=5,
+        episodes_per_epoch=50,
+        verbose=0,
+        random_state=0,
+    )
     untrained = RelationNetLearner(max_epochs=0, **params).fit(X[base], y[base])
     trained = RelationNetLearner(max_epochs=3, **params).fit(X[base], y[base])
     score = dict(n_way=5, n_shot=1, n_query=5, n_episodes=100)
@@ -450,8 +532,11 @@ def test_learner_clone_and_set_params(base_novel):
 
 def test_meta_learner_errors(base_novel):
     X_base, y_base, _, _ = base_novel
-    with pytest.raises(ValueError, match=r"got support embeddings with 16 channels.*"
-                                         r"comparator__in_channels=16"):
+    with pytest.raises(
+        ValueError,
+        match=r"got support embeddings with 16 channels.*"
+        r"comparator__in_channels=16",
+    ):
         _learner(comparator__in_channels=64).fit(X_base, y_base)
     with pytest.raises(ValueError, match="aggregate must be one of"):
         _learner(comparator__aggregate="max").fit(X_base, y_base)

@@ -28,7 +28,6 @@ ESTIMATORS = [
 ]
 
 
-
 # -- the kernel's math, against direct computations on tiny tensors ---------------------
 
 
@@ -58,9 +57,12 @@ def test_pair_logits_are_weighted_l1_distances(episode):
     torch.testing.assert_close(kernel.pair_logits(support, query), expected)
     # Feature maps are flattened first.
     maps = _kernel(dim=12)
-    torch.testing.assert_close(maps.pair_logits(support.repeat(1, 4).view(5, 3, 2, 2),
-                                                query.repeat(1, 4).view(4, 3, 2, 2)),
-                               maps.pair_logits(support.repeat(1, 4), query.repeat(1, 4)))
+    torch.testing.assert_close(
+        maps.pair_logits(
+            support.repeat(1, 4).view(5, 3, 2, 2), query.repeat(1, 4).view(4, 3, 2, 2)
+        ),
+        maps.pair_logits(support.repeat(1, 4), query.repeat(1, 4)),
+    )
 
 
 @pytest.mark.parametrize("aggregation", ["max", "sum", "log_sum"])
@@ -113,7 +115,8 @@ def test_one_shot_bce_is_balanced_pairwise_bce():
     query_labels = torch.randint(n_way, (n_query,), generator=gen)
     kernel = _kernel()
     loss = OneHotLoss("bce_with_logits", pos_weight=n_way - 1)(
-        kernel(support, support_labels, query), query_labels)
+        kernel(support, support_labels, query), query_labels
+    )
 
     logits = _direct_pair_logits(kernel, support, query)  # (query, support sample)
     same = query_labels[:, None] == support_labels[None, :]
@@ -126,8 +129,11 @@ def test_one_shot_bce_is_balanced_pairwise_bce():
 
 def test_kernel_errors(episode):
     support, labels, query = episode
-    with pytest.raises(ValueError, match=r"embedding_dim=4\) got support embeddings of width 3"
-                                         r".*comparator__embedding_dim=3"):
+    with pytest.raises(
+        ValueError,
+        match=r"embedding_dim=4\) got support embeddings of width 3"
+        r".*comparator__embedding_dim=3",
+    ):
         SiameseKernel(4)(support, labels, query)
     with pytest.raises(ValueError, match="aggregation must be one of"):
         SiameseKernel(3, aggregation="mean")(support, labels, query)
@@ -174,8 +180,9 @@ def test_default_kernel_is_minus_l1_and_built_for_the_width(digits):
     assert clf.comparator_.linear.weight.dtype == torch.float64  # fitted on float64
     k = 1 / (1 + np.exp(np.abs(X[40:50, None, :] - X[None, :40, :]).sum(-1)))
     agg = np.stack([k[:, y[:40] == c].sum(1) for c in clf.classes_], 1)
-    np.testing.assert_allclose(clf.predict_proba(X[40:50]), agg / agg.sum(1, keepdims=True),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        clf.predict_proba(X[40:50]), agg / agg.sum(1, keepdims=True), rtol=1e-10
+    )
     # float32 queries on a float64 fit, and another width at the next fit.
     assert clf.predict(X[40:50].astype(np.float32)).shape == (10,)
     assert SiameseClassifier().fit(X[:40, :5], y[:40]).comparator_.embedding_dim == 5
@@ -197,10 +204,8 @@ def test_fit_leaves_encoder_and_comparator_untouched(digits, mlp):
     X, y = digits
     kernel = _trained_like_kernel()
     mlp.train()
-    before = {k: v.clone() for k, v in [*mlp.state_dict().items(),
-                                       *kernel.state_dict().items()]}
-    clf = SiameseClassifier(mlp, kernel, aggregation="sum").fit(X[:50].astype(np.float64),
-                                                                y[:50])
+    before = {k: v.clone() for k, v in [*mlp.state_dict().items(), *kernel.state_dict().items()]}
+    clf = SiameseClassifier(mlp, kernel, aggregation="sum").fit(X[:50].astype(np.float64), y[:50])
     clf.predict(X[50:60])
     assert kernel.aggregation == "max" and mlp.training  # the copies were changed instead
     assert clf.comparator_ is not kernel and clf.comparator_.aggregation == "log_sum"
@@ -242,10 +247,11 @@ def test_clone_pipeline_cross_val_and_grid_search(digits, mlp):
 
 def test_joblib_round_trip_identical_predictions(tmp_path, digits, mlp):
     X, y = digits
-    pipe = make_pipeline(EmbeddingTransformer(mlp),
-                         SiameseClassifier(None, _trained_like_kernel()))
-    for est in (SiameseClassifier(mlp, _trained_like_kernel()).fit(X[:50], y[:50]),
-                pipe.fit(X[:50], y[:50])):
+    pipe = make_pipeline(EmbeddingTransformer(mlp), SiameseClassifier(None, _trained_like_kernel()))
+    for est in (
+        SiameseClassifier(mlp, _trained_like_kernel()).fit(X[:50], y[:50]),
+        pipe.fit(X[:50], y[:50]),
+    ):
         path = tmp_path / "model.joblib"
         joblib.dump(est, path)
         loaded = joblib.load(path)
@@ -258,29 +264,81 @@ Y_IMG = np.arange(20) % 4
 X_NAN = X_IMG.copy()
 X_NAN[0, 0, 0, 0] = np.nan
 BAD_INPUT = {
-    "unknown aggregation": (SiameseClassifier(aggregation="mean"), np.ones((4, 2)),
-                            [0, 0, 1, 1], None, ValueError, "aggregation must be one of"),
+    "unknown aggregation": (
+        SiameseClassifier(aggregation="mean"),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        ValueError,
+        "aggregation must be one of",
+    ),
     "comparator that is not a SiameseKernel": (
-        SiameseClassifier(comparator=Prototypes()), np.ones((4, 2)), [0, 0, 1, 1], None,
-        TypeError, "comparator must be a SiameseKernel instance or None"),
+        SiameseClassifier(comparator=Prototypes()),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        TypeError,
+        "comparator must be a SiameseKernel instance or None",
+    ),
     "comparator width differs from the features": (
-        SiameseClassifier(comparator=SiameseKernel(64)), np.ones((4, 3)), [0, 0, 1, 1], None,
-        ValueError, (r"takes 64-dimensional embeddings \(embedding_dim=64\) but X has "
-                    r"3-dimensional ones.*comparator__embedding_dim=3")),
+        SiameseClassifier(comparator=SiameseKernel(64)),
+        np.ones((4, 3)),
+        [0, 0, 1, 1],
+        None,
+        ValueError,
+        (
+            r"takes 64-dimensional embeddings \(embedding_dim=64\) but X has "
+            r"3-dimensional ones.*comparator__embedding_dim=3"
+        ),
+    ),
     "comparator width differs from the encoder's": (
-        SiameseClassifier(Conv4(out_channels=16), SiameseKernel(64)), X_IMG, Y_IMG, None,
-        ValueError, "the encoder gives 16-dimensional ones.*comparator__embedding_dim=16"),
-    "NaN in query": (SiameseClassifier(Conv4()), X_IMG, Y_IMG, X_NAN, ValueError,
-                     "Input X contains NaN"),
-    "one-class support set": (SiameseClassifier(), np.ones((4, 2)), [1, 1, 1, 1], None,
-                              ValueError, "only 1 class"),
-    "predict before fit": (SiameseClassifier(), None, None, np.ones((2, 2)), NotFittedError,
-                           "not fitted yet"),
-    "mismatched feature sizes": (SiameseClassifier(), np.ones((4, 3)), [0, 0, 1, 1],
-                                 np.ones((2, 5)), ValueError, "X has 5 features, but"),
-    "encoder that is not a module": (SiameseClassifier(encoder="conv4"), np.ones((4, 2)),
-                                     [0, 0, 1, 1], None, TypeError,
-                                     "encoder must be a torch.nn.Module instance"),
+        SiameseClassifier(Conv4(out_channels=16), SiameseKernel(64)),
+        X_IMG,
+        Y_IMG,
+        None,
+        ValueError,
+        "the encoder gives 16-dimensional ones.*comparator__embedding_dim=16",
+    ),
+    "NaN in query": (
+        SiameseClassifier(Conv4()),
+        X_IMG,
+        Y_IMG,
+        X_NAN,
+        ValueError,
+        "Input X contains NaN",
+    ),
+    "one-class support set": (
+        SiameseClassifier(),
+        np.ones((4, 2)),
+        [1, 1, 1, 1],
+        None,
+        ValueError,
+        "only 1 class",
+    ),
+    "predict before fit": (
+        SiameseClassifier(),
+        None,
+        None,
+        np.ones((2, 2)),
+        NotFittedError,
+        "not fitted yet",
+    ),
+    "mismatched feature sizes": (
+        SiameseClassifier(),
+        np.ones((4, 3)),
+        [0, 0, 1, 1],
+        np.ones((2, 5)),
+        ValueError,
+        "X has 5 features, but",
+    ),
+    "encoder that is not a module": (
+        SiameseClassifier(encoder="conv4"),
+        np.ones((4, 2)),
+        [0, 0, 1, 1],
+        None,
+        TypeError,
+        "encoder must be a torch.nn.Module instance",
+    ),
 }
 
 
@@ -293,10 +351,19 @@ def test_bad_input_table(case):
 
 
 def _learner(**params):
-    defaults = {"encoder": MLP, "encoder__in_features": 64, "encoder__hidden_features": (32,),
-                "encoder__out_features": 16, "comparator__embedding_dim": 16, "n_way": 3,
-                "n_query": 3, "episodes_per_epoch": 10, "max_epochs": 2, "verbose": 0,
-                "random_state": 0}
+    defaults = {
+        "encoder": MLP,
+        "encoder__in_features": 64,
+        "encoder__hidden_features": (32,),
+        "encoder__out_features": 16,
+        "comparator__embedding_dim": 16,
+        "n_way": 3,
+        "n_query": 3,
+        "episodes_per_epoch": 10,
+        "max_epochs": 2,
+        "verbose": 0,
+        "random_state": 0,
+    }
     return SiameseLearner(**{**defaults, **params})
 
 
@@ -310,9 +377,17 @@ def base_novel(digits):
 def test_meta_training_improves_novel_class_accuracy(omniglot_small):
     X, y = omniglot_small.data, omniglot_small.target
     base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = {"encoder__hidden_channels": 16, "encoder__out_channels": 16,
-              "comparator__embedding_dim": 16, "n_way": 5, "n_query": 5,
-              "episodes_per_epoch": 30, "lr": 3e-3, "verbose": 0, "random_state": 0}
+    params = {
+        "encoder__hidden_channels": 16,
+        "encoder__out_channels": 16,
+        "comparator__embedding_dim": 16,
+        "n_way": 5,
+        "n_query": 5,
+        "episodes_per_epoch": 30,
+        "lr": 3e-3,
+        "verbose": 0,
+        "random_state": 0,
+    }
     untrained = SiameseLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
     trained = SiameseLearner(Conv4, max_epochs=2, **params).fit(X[base], y[base])
     score = {"n_way": 5, "n_shot": 1, "n_query": 5, "n_episodes": 60}
@@ -359,11 +434,11 @@ def test_to_classifier_scores_like_the_learner(base_novel):
     clf = learner.to_classifier()
     assert isinstance(clf, SiameseClassifier) and clf.aggregation == "max"
     assert clf.comparator is not learner.comparator_ and clf.encoder is not learner.encoder_
-    cv = EpisodicSplit(n_way=3, n_shot=2, n_query=3, n_episodes=40,
-                       random_state=learner.random_state)
+    cv = EpisodicSplit(
+        n_way=3, n_shot=2, n_query=3, n_episodes=40, random_state=learner.random_state
+    )
     scores = cross_val_score(clf, X_novel, y_novel, cv=cv)
-    assert learner.score(X_novel, y_novel, n_shot=2, n_episodes=40) == pytest.approx(
-        scores.mean())
+    assert learner.score(X_novel, y_novel, n_shot=2, n_episodes=40) == pytest.approx(scores.mean())
     # Precomputed embeddings score the same episodes identically.
     Z = EmbeddingTransformer(learner.encoder_).fit_transform(X_novel)
     precomputed = cross_val_score(learner.to_classifier(encoder=None), Z, y_novel, cv=cv)
@@ -374,8 +449,11 @@ def test_to_classifier_scores_like_the_learner(base_novel):
 
 def test_meta_learner_errors(base_novel):
     X_base, y_base, _, _ = base_novel
-    with pytest.raises(ValueError, match=r"got support embeddings of width 16.*"
-                                         r"comparator__embedding_dim=16"):
+    with pytest.raises(
+        ValueError,
+        match=r"got support embeddings of width 16.*"
+        r"comparator__embedding_dim=16",
+    ):
         _learner(comparator__embedding_dim=64).fit(X_base, y_base)
     with pytest.raises(ValueError, match="aggregation must be 'max', got 'sum'"):
         _learner(comparator__aggregation="sum").fit(X_base, y_base)

@@ -96,12 +96,8 @@ def rotate_classes(X, y, angles=(0, 90, 180, 270)):
     y_index = y_index.reshape(-1).astype(np.int64, copy=False)
     n_classes = len(classes)
 
-    X_rot = np.concatenate(
-        [np.rot90(X, k, axes=(-2, -1)) for k in quarter_turns], axis=0
-    )
-    y_rot = np.concatenate(
-        [y_index + i * n_classes for i in range(len(quarter_turns))]
-    )
+    X_rot = np.concatenate([np.rot90(X, k, axes=(-2, -1)) for k in quarter_turns], axis=0)
+    y_rot = np.concatenate([y_index + i * n_classes for i in range(len(quarter_turns))])
     return np.ascontiguousarray(X_rot), y_rot
 
 
@@ -114,11 +110,7 @@ def _angles_to_quarter_turns(angles):
         raise ValueError("angles must hold at least one angle, got none.")
     quarter_turns = []
     for angle in angles:
-        if (
-            not isinstance(angle, numbers.Real)
-            or isinstance(angle, bool)
-            or angle % 90 != 0
-        ):
+        if not isinstance(angle, numbers.Real) or isinstance(angle, bool) or angle % 90 != 0:
             raise ValueError(
                 "angles must be multiples of 90 degrees (rotations by other "
                 f"angles would change the image grid), got {angle!r}."

@@ -69,9 +69,7 @@ def get_data_home(data_home=None) -> str:
     '/srv/datasets'
     """
     if data_home is None:
-        data_home = os.environ.get("SKFEWSHOT_DATA") or os.path.join(
-            "~", "skfewshot_data"
-        )
+        data_home = os.environ.get("SKFEWSHOT_DATA") or os.path.join("~", "skfewshot_data")
     return os.path.expanduser(os.fspath(data_home))
 
 
@@ -86,9 +84,7 @@ def _get_fallback_cache_home() -> str:
     This is ``$SKFEWSHOT_CACHE`` when that variable is set and not empty, and
     ``~/.cache/skfewshot`` otherwise. The folder is not created.
     """
-    cache_home = os.environ.get("SKFEWSHOT_CACHE") or os.path.join(
-        "~", ".cache", "skfewshot"
-    )
+    cache_home = os.environ.get("SKFEWSHOT_CACHE") or os.path.join("~", ".cache", "skfewshot")
     return os.path.expanduser(cache_home)
 
 
@@ -128,11 +124,7 @@ def _is_read_only_location(folder):
         mode = os.stat(folder).st_mode
     except OSError:
         return True
-    return not (
-        stat.S_ISDIR(mode)
-        and mode & 0o222
-        and os.access(folder, os.W_OK | os.X_OK)
-    )
+    return not (stat.S_ISDIR(mode) and mode & 0o222 and os.access(folder, os.W_OK | os.X_OK))
 
 
 def _remove_if_exists(path):

@@ -15,9 +15,7 @@ __all__ = ["load_image_folder"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-def load_image_folder(
-    path, image_size=28, *, grayscale=True, invert=False, return_X_y=False
-):
+def load_image_folder(path, image_size=28, *, grayscale=True, invert=False, return_X_y=False):
     """Load an image dataset stored as one subfolder per class.
 
     The folder structure must be::
@@ -112,9 +110,7 @@ def load_image_folder(
 
     with os.scandir(path) as entries:
         class_names = sorted(
-            entry.name
-            for entry in entries
-            if entry.is_dir() and not entry.name.startswith(".")
+            entry.name for entry in entries if entry.is_dir() and not entry.name.startswith(".")
         )
     if not class_names:
         raise ValueError(

@@ -225,9 +225,7 @@ def fetch_omniglot(
     array(['Balinese/character01', 'Balinese/character02'], dtype='<U...')
     """
     if not isinstance(subset, str) or subset not in OMNIGLOT_ARCHIVES:
-        raise ValueError(
-            f"subset must be one of {sorted(OMNIGLOT_ARCHIVES)}, got {subset!r}."
-        )
+        raise ValueError(f"subset must be one of {sorted(OMNIGLOT_ARCHIVES)}, got {subset!r}.")
     image_size = _check_image_size(image_size)
 
     filename, url, md5 = OMNIGLOT_ARCHIVES[subset]
@@ -251,11 +249,8 @@ def fetch_omniglot(
             [_CACHE_VERSION, subset, image_size, stat.st_size, stat.st_mtime_ns],
         )
     )
-    cache_name = "{}_{}px_{}.npz".format(
-        os.path.splitext(filename)[0],
-        image_size,
-        hashlib.sha256(key.encode()).hexdigest()[:16],
-    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache_name = f"{os.path.splitext(filename)[0]}_{image_size}px_{digest}.npz"
     fallback_home = os.path.join(_get_fallback_cache_home(), "omniglot")
     # (cache file, folder whose permissions decide whether to write there):
     # a read-only data folder is never written to, even if a cache subfolder
@@ -453,9 +448,7 @@ def _decode_members(zf, names, image_size, archive_path):
     for i, arr in enumerate(decoded):
         by_shape.setdefault(arr.shape, []).append(i)
     for indices in by_shape.values():
-        out[indices] = _resize_batch(
-            np.stack([decoded[i] for i in indices]), image_size
-        )
+        out[indices] = _resize_batch(np.stack([decoded[i] for i in indices]), image_size)
     return out
 
 

@@ -87,12 +87,34 @@ class BaseEpisodicLearner(NeuralNet):
     components = ("encoder",)
     prefixes_ = NeuralNet.prefixes_ + ["encoder"]
 
-    def __init__(self, module, criterion, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5,
-                 episodes_per_epoch=100, meta_batch_size=1, valid_episodes=100,
-                 random_state=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30,
-                 train_split=None, **kwargs):
-        super().__init__(module, criterion, optimizer=optimizer, lr=lr, max_epochs=max_epochs,
-                         train_split=train_split, **kwargs)
+    def __init__(
+        self,
+        module,
+        criterion,
+        encoder=Conv4,
+        *,
+        n_way=20,
+        n_shot=5,
+        n_query=5,
+        episodes_per_epoch=100,
+        meta_batch_size=1,
+        valid_episodes=100,
+        random_state=None,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=30,
+        train_split=None,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            train_split=train_split,
+            **kwargs,
+        )
         self.encoder = encoder
         self.n_way = n_way
         self.n_shot = n_shot
@@ -107,8 +129,10 @@ class BaseEpisodicLearner(NeuralNet):
         callbacks = list(super()._default_callbacks)
         at = [name for name, _ in callbacks].index("print_log")
         callbacks[at:at] = [
-            ("train_acc", PassthroughScoring(name="train_acc", lower_is_better=False,
-                                             on_train=True)),
+            (
+                "train_acc",
+                PassthroughScoring(name="train_acc", lower_is_better=False, on_train=True),
+            ),
             ("valid_acc", PassthroughScoring(name="valid_acc", lower_is_better=False)),
         ]
         return callbacks
@@ -133,32 +157,39 @@ class BaseEpisodicLearner(NeuralNet):
             return copy.deepcopy(component)
         if callable(component):
             return component(**params)
-        raise TypeError(
-            f"{name} must be a torch.nn.Module class or instance, got {component!r}."
-        )
+        raise TypeError(f"{name} must be a torch.nn.Module class or instance, got {component!r}.")
 
     def _module_components(self):
         """The keyword arguments ``module`` is built with (before ``module__*``)."""
         raise NotImplementedError
 
     def initialize_module(self):
-        module = self.initialized_instance(self.module, {
-            **self._module_components(), **self.get_params_for("module"),
-        })
+        module = self.initialized_instance(
+            self.module,
+            {
+                **self._module_components(),
+                **self.get_params_for("module"),
+            },
+        )
         self.module_ = channels_last(module)
         return self
 
     def set_params(self, **kwargs):
-        own = {k: kwargs.pop(k) for k in list(kwargs)
-               if k.startswith(tuple(f"{name}__" for name in self.components))}
+        own = {
+            k: kwargs.pop(k)
+            for k in list(kwargs)
+            if k.startswith(tuple(f"{name}__" for name in self.components))
+        }
         for key, value in own.items():
             setattr(self, key, value)
             self._params_to_validate.add(key)
         super().set_params(**kwargs)
         if own and self.initialized_:
             self._validate_params()
-            self._initialize_module(reason="Re-initializing module because parameters of "
-                                           f"its components {self.components} changed.")
+            self._initialize_module(
+                reason="Re-initializing module because parameters of "
+                f"its components {self.components} changed."
+            )
             self._initialize_criterion()
             self._initialize_optimizer()
         return self
@@ -197,12 +228,18 @@ class BaseEpisodicLearner(NeuralNet):
         if training:
             check_integer(self.meta_batch_size, "meta_batch_size", owner=type(self).__name__)
             sampler = self._sampler(dataset.y, what="training set")
-            return EpisodeLoader(X, sampler, self.episodes_per_epoch, self._train_rng_,
-                                 meta_batch_size=self.meta_batch_size)
+            return EpisodeLoader(
+                X,
+                sampler,
+                self.episodes_per_epoch,
+                self._train_rng_,
+                meta_batch_size=self.meta_batch_size,
+            )
         X_valid, y_valid = self._validate_base_data(dataset.X, dataset.y)
         sampler = self._sampler(y_valid, what="validation set")
-        return EpisodeLoader(torch.from_numpy(X_valid), sampler, self.valid_episodes,
-                             self._valid_seed_)
+        return EpisodeLoader(
+            torch.from_numpy(X_valid), sampler, self.valid_episodes, self._valid_seed_
+        )
 
     # -- training ---------------------------------------------------------
 
@@ -259,8 +296,9 @@ class BaseEpisodicLearner(NeuralNet):
             (loss / len(episodes)).backward()
             losses.append(loss.detach())
             # Detached: the episode's graph must not outlive its backward pass.
-            y_preds.append(tuple(p.detach() for p in y_pred) if isinstance(y_pred, tuple)
-                           else y_pred.detach())
+            y_preds.append(
+                tuple(p.detach() for p in y_pred) if isinstance(y_pred, tuple) else y_pred.detach()
+            )
         return {"loss": torch.stack(losses).mean(), "y_pred": y_preds}
 
     @staticmethod
@@ -306,12 +344,12 @@ class BaseEpisodicLearner(NeuralNet):
         """
         self.check_is_fitted()
         X, y = self._validate_base_data(X, y)
-        sampler = self._sampler(y, what="scored set", n_way=n_way, n_shot=n_shot,
-                                n_query=n_query)
+        sampler = self._sampler(y, what="scored set", n_way=n_way, n_shot=n_shot, n_query=n_query)
         rng = check_random_state(self.random_state)
         loader = EpisodeLoader(torch.from_numpy(X), sampler, n_episodes, rng)
-        accuracies = [self.episode_accuracy(self.evaluation_step(batch), batch[1])
-                      for batch in loader]
+        accuracies = [
+            self.episode_accuracy(self.evaluation_step(batch), batch[1]) for batch in loader
+        ]
         return float(np.mean(accuracies))
 
     def _not_a_classifier(self, *args, **kwargs):

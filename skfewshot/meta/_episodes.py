@@ -25,8 +25,9 @@ class Episode:
 
     def to(self, device):
         """The episode with its tensors on ``device``."""
-        return Episode(self.support.to(device), self.support_labels.to(device),
-                       self.query.to(device))
+        return Episode(
+            self.support.to(device), self.support_labels.to(device), self.query.to(device)
+        )
 
 
 class EpisodeLoader:
@@ -117,11 +118,14 @@ class ValidClassSplit:
 
     def __call__(self, dataset, y=None, **fit_params):
         X, y = dataset.X, dataset.y if y is None else y
-        splitter = GroupShuffleSplit(n_splits=1, test_size=self.valid_size,
-                                     random_state=self.random_state)
+        splitter = GroupShuffleSplit(
+            n_splits=1, test_size=self.valid_size, random_state=self.random_state
+        )
         train, valid = next(splitter.split(X, y, groups=y))
         return Dataset(X[train], y[train]), Dataset(X[valid], y[valid])
 
     def __repr__(self):
-        return (f"{type(self).__name__}(valid_size={self.valid_size!r}, "
-                f"random_state={self.random_state!r})")
+        return (
+            f"{type(self).__name__}(valid_size={self.valid_size!r}, "
+            f"random_state={self.random_state!r})"
+        )

@@ -1,4 +1,4 @@
-"""Gradient-based meta-learners: MAML, first-order MAML, ANIL, Meta-SGD, Reptile, learned optimizers."""
+"""Gradient-based meta-learners: MAML (both orders), ANIL, Meta-SGD, Reptile, learned optimizers."""
 
 import torch
 from skorch import NeuralNet
@@ -109,15 +109,44 @@ class MAMLLearner(BaseEpisodicLearner):
     #: What the inner loop adapts: "all" (MAML) or "head" (ANIL).
     _adapt = "all"
 
-    def __init__(self, encoder=Conv4, *, inner_lr=0.4, inner_steps=1, first_order=False,
-                 head_init="zero", transductive=False, n_way=5, n_shot=1, n_query=15,
-                 meta_batch_size=4, episodes_per_epoch=100, max_epochs=30, lr=1e-3,
-                 device="cpu", random_state=None, rule=GradientStep,
-                 module=GradientAdaptation, criterion=nn.CrossEntropyLoss, **kwargs):
-        super().__init__(module, criterion, encoder, n_way=n_way, n_shot=n_shot,
-                         n_query=n_query, meta_batch_size=meta_batch_size,
-                         episodes_per_epoch=episodes_per_epoch, max_epochs=max_epochs, lr=lr,
-                         device=device, random_state=random_state, **kwargs)
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        inner_lr=0.4,
+        inner_steps=1,
+        first_order=False,
+        head_init="zero",
+        transductive=False,
+        n_way=5,
+        n_shot=1,
+        n_query=15,
+        meta_batch_size=4,
+        episodes_per_epoch=100,
+        max_epochs=30,
+        lr=1e-3,
+        device="cpu",
+        random_state=None,
+        rule=GradientStep,
+        module=GradientAdaptation,
+        criterion=nn.CrossEntropyLoss,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion,
+            encoder,
+            n_way=n_way,
+            n_shot=n_shot,
+            n_query=n_query,
+            meta_batch_size=meta_batch_size,
+            episodes_per_epoch=episodes_per_epoch,
+            max_epochs=max_epochs,
+            lr=lr,
+            device=device,
+            random_state=random_state,
+            **kwargs,
+        )
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.first_order = first_order
@@ -131,18 +160,28 @@ class MAMLLearner(BaseEpisodicLearner):
 
     def _module_components(self):
         owner = type(self).__name__
-        check_adaptation_options(steps=self.inner_steps, adapt=self._adapt,
-                                 head_init=self.head_init, owner=owner,
-                                 steps_name="inner_steps")
+        check_adaptation_options(
+            steps=self.inner_steps,
+            adapt=self._adapt,
+            head_init=self.head_init,
+            owner=owner,
+            steps_name="inner_steps",
+        )
         encoder = self._build("encoder", self._encoder_params())
         try:
             shapes = adapted_shapes(encoder, self._adapt)
         except ValueError as exc:
             raise ValueError(f"{owner}: {exc}") from exc
         rule = self._build("rule", {"shapes": shapes, **self._rule_params()})
-        return {"encoder": encoder, "rule": rule, "steps": self.inner_steps,
-                "first_order": self.first_order, "adapt": self._adapt,
-                "head_init": self.head_init, "transductive": self.transductive}
+        return {
+            "encoder": encoder,
+            "rule": rule,
+            "steps": self.inner_steps,
+            "first_order": self.first_order,
+            "adapt": self._adapt,
+            "head_init": self.head_init,
+            "transductive": self.transductive,
+        }
 
     @property
     def rule_(self):
@@ -153,8 +192,12 @@ class MAMLLearner(BaseEpisodicLearner):
     classifier_class = MAMLClassifier
 
     def _classifier_params(self):
-        return {"inner_lr": self.inner_lr, "n_steps": self.inner_steps,
-                "head_init": self.head_init, "transductive": self.transductive}
+        return {
+            "inner_lr": self.inner_lr,
+            "n_steps": self.inner_steps,
+            "head_init": self.head_init,
+            "transductive": self.transductive,
+        }
 
 
 class ANILLearner(MAMLLearner):
@@ -173,7 +216,7 @@ class ANILLearner(MAMLLearner):
 
 
 class MetaSGDLearner(MAMLLearner):
-    """Meta-learn an initialisation and per-parameter inner learning rates (Meta-SGD, Li et al. 2017).
+    """Meta-learn an initialisation and per-parameter inner rates (Meta-SGD, Li et al. 2017).
 
     MAML whose inner step is ``p - rates * grad`` with a meta-learned rate
     for every coordinate of every encoder parameter (one for the head's
@@ -188,8 +231,11 @@ class MetaSGDLearner(MAMLLearner):
     classifier_class = MetaSGDClassifier
 
     def _classifier_params(self):
-        return {"n_steps": self.inner_steps, "head_init": self.head_init,
-                "transductive": self.transductive}
+        return {
+            "n_steps": self.inner_steps,
+            "head_init": self.head_init,
+            "transductive": self.transductive,
+        }
 
 
 class ReptileLearner(MAMLLearner):
@@ -223,12 +269,30 @@ class ReptileLearner(MAMLLearner):
         ignored: Reptile is first order).
     """
 
-    def __init__(self, encoder=Conv4, *, inner_lr=0.1, inner_steps=5, meta_batch_size=5,
-                 lr=1.0, optimizer=torch.optim.SGD, module=ReptileAdaptation,
-                 criterion=ReptileLoss, **kwargs):
-        super().__init__(encoder, inner_lr=inner_lr, inner_steps=inner_steps,
-                         meta_batch_size=meta_batch_size, lr=lr, optimizer=optimizer,
-                         module=module, criterion=criterion, **kwargs)
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        inner_lr=0.1,
+        inner_steps=5,
+        meta_batch_size=5,
+        lr=1.0,
+        optimizer=torch.optim.SGD,
+        module=ReptileAdaptation,
+        criterion=ReptileLoss,
+        **kwargs,
+    ):
+        super().__init__(
+            encoder,
+            inner_lr=inner_lr,
+            inner_steps=inner_steps,
+            meta_batch_size=meta_batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            module=module,
+            criterion=criterion,
+            **kwargs,
+        )
 
     classifier_class = ReptileClassifier
 
@@ -266,10 +330,12 @@ class LearnedOptimizerLearner(MAMLLearner):
         unused).
     """
 
-    def __init__(self, encoder=Conv4, *, rule=MetaLearnerLSTM, inner_steps=5, first_order=True,
-                 **kwargs):
-        super().__init__(encoder, rule=rule, inner_steps=inner_steps, first_order=first_order,
-                         **kwargs)
+    def __init__(
+        self, encoder=Conv4, *, rule=MetaLearnerLSTM, inner_steps=5, first_order=True, **kwargs
+    ):
+        super().__init__(
+            encoder, rule=rule, inner_steps=inner_steps, first_order=first_order, **kwargs
+        )
 
     def _rule_params(self):
         return {}
@@ -277,5 +343,8 @@ class LearnedOptimizerLearner(MAMLLearner):
     classifier_class = LearnedOptimizerClassifier
 
     def _classifier_params(self):
-        return {"n_steps": self.inner_steps, "head_init": self.head_init,
-                "transductive": self.transductive}
+        return {
+            "n_steps": self.inner_steps,
+            "head_init": self.head_init,
+            "transductive": self.transductive,
+        }

@@ -91,21 +91,47 @@ class MatchingNetLearner(EpisodicLearner):
     >>> clf = learner.to_classifier().fit(X[novel][:20] / 16, y[novel][:20])
     """
 
-    def __init__(self, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5, episodes_per_epoch=100,
-                 max_epochs=30, lr=1e-3, fce=True, read_steps=5, scale=1.0, device="cpu",
-                 random_state=None, comparator=MatchingAttention, criterion=nn.NLLLoss,
-                 **kwargs):
-        super().__init__(comparator, criterion, encoder, n_way=n_way, n_shot=n_shot,
-                         n_query=n_query, episodes_per_epoch=episodes_per_epoch,
-                         max_epochs=max_epochs, lr=lr, device=device,
-                         random_state=random_state, **kwargs)
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        n_way=20,
+        n_shot=5,
+        n_query=5,
+        episodes_per_epoch=100,
+        max_epochs=30,
+        lr=1e-3,
+        fce=True,
+        read_steps=5,
+        scale=1.0,
+        device="cpu",
+        random_state=None,
+        comparator=MatchingAttention,
+        criterion=nn.NLLLoss,
+        **kwargs,
+    ):
+        super().__init__(
+            comparator,
+            criterion,
+            encoder,
+            n_way=n_way,
+            n_shot=n_shot,
+            n_query=n_query,
+            episodes_per_epoch=episodes_per_epoch,
+            max_epochs=max_epochs,
+            lr=lr,
+            device=device,
+            random_state=random_state,
+            **kwargs,
+        )
         self.fce = fce
         self.read_steps = read_steps
         self.scale = scale
 
     def _comparator_params(self):
-        check_matching_options(fce=self.fce, read_steps=self.read_steps, scale=self.scale,
-                               owner=type(self).__name__)
+        check_matching_options(
+            fce=self.fce, read_steps=self.read_steps, scale=self.scale, owner=type(self).__name__
+        )
         return {"fce": self.fce, "read_steps": self.read_steps, "scale": self.scale}
 
     classifier_class = MatchingClassifier

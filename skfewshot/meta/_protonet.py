@@ -61,14 +61,37 @@ class ProtoNetLearner(EpisodicLearner):
     >>> clf = learner.to_classifier()
     """
 
-    def __init__(self, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5, episodes_per_epoch=100,
-                 max_epochs=30, lr=1e-3, distance="sqeuclidean", device="cpu",
-                 random_state=None, comparator=Prototypes, criterion=nn.CrossEntropyLoss,
-                 **kwargs):
-        super().__init__(comparator, criterion, encoder, n_way=n_way, n_shot=n_shot,
-                         n_query=n_query, episodes_per_epoch=episodes_per_epoch,
-                         max_epochs=max_epochs, lr=lr, device=device,
-                         random_state=random_state, **kwargs)
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        n_way=20,
+        n_shot=5,
+        n_query=5,
+        episodes_per_epoch=100,
+        max_epochs=30,
+        lr=1e-3,
+        distance="sqeuclidean",
+        device="cpu",
+        random_state=None,
+        comparator=Prototypes,
+        criterion=nn.CrossEntropyLoss,
+        **kwargs,
+    ):
+        super().__init__(
+            comparator,
+            criterion,
+            encoder,
+            n_way=n_way,
+            n_shot=n_shot,
+            n_query=n_query,
+            episodes_per_epoch=episodes_per_epoch,
+            max_epochs=max_epochs,
+            lr=lr,
+            device=device,
+            random_state=random_state,
+            **kwargs,
+        )
         self.distance = distance
 
     def _comparator_params(self):

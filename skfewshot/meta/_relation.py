@@ -91,13 +91,36 @@ class RelationNetLearner(EpisodicLearner):
     >>> clf = learner.to_classifier()
     """
 
-    def __init__(self, encoder=Conv4, *, n_way=20, n_shot=5, n_query=5, episodes_per_epoch=100,
-                 max_epochs=30, lr=1e-3, device="cpu", random_state=None,
-                 comparator=RelationModule, criterion=OneHotLoss, **kwargs):
-        super().__init__(comparator, criterion, encoder, n_way=n_way, n_shot=n_shot,
-                         n_query=n_query, episodes_per_epoch=episodes_per_epoch,
-                         max_epochs=max_epochs, lr=lr, device=device,
-                         random_state=random_state, **kwargs)
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        n_way=20,
+        n_shot=5,
+        n_query=5,
+        episodes_per_epoch=100,
+        max_epochs=30,
+        lr=1e-3,
+        device="cpu",
+        random_state=None,
+        comparator=RelationModule,
+        criterion=OneHotLoss,
+        **kwargs,
+    ):
+        super().__init__(
+            comparator,
+            criterion,
+            encoder,
+            n_way=n_way,
+            n_shot=n_shot,
+            n_query=n_query,
+            episodes_per_epoch=episodes_per_epoch,
+            max_epochs=max_epochs,
+            lr=lr,
+            device=device,
+            random_state=random_state,
+            **kwargs,
+        )
 
     def _encoder_params(self):
         """Defaults of the encoder's constructor: feature maps from the Conv4 class."""

@@ -103,13 +103,36 @@ class SiameseLearner(EpisodicLearner):
     >>> clf = learner.to_classifier()
     """
 
-    def __init__(self, encoder=Conv4, *, n_way=20, n_shot=1, n_query=5, episodes_per_epoch=100,
-                 max_epochs=30, lr=1e-3, device="cpu", random_state=None,
-                 comparator=SiameseKernel, criterion=OneHotLoss, **kwargs):
-        super().__init__(comparator, criterion, encoder, n_way=n_way, n_shot=n_shot,
-                         n_query=n_query, episodes_per_epoch=episodes_per_epoch,
-                         max_epochs=max_epochs, lr=lr, device=device,
-                         random_state=random_state, **kwargs)
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        n_way=20,
+        n_shot=1,
+        n_query=5,
+        episodes_per_epoch=100,
+        max_epochs=30,
+        lr=1e-3,
+        device="cpu",
+        random_state=None,
+        comparator=SiameseKernel,
+        criterion=OneHotLoss,
+        **kwargs,
+    ):
+        super().__init__(
+            comparator,
+            criterion,
+            encoder,
+            n_way=n_way,
+            n_shot=n_shot,
+            n_query=n_query,
+            episodes_per_epoch=episodes_per_epoch,
+            max_epochs=max_epochs,
+            lr=lr,
+            device=device,
+            random_state=random_state,
+            **kwargs,
+        )
 
     def initialize_module(self):
         super().initialize_module()
@@ -140,8 +163,9 @@ class SiameseLearner(EpisodicLearner):
     def set_params(self, **kwargs):
         super().set_params(**kwargs)
         if "n_way" in kwargs and self.initialized_:
-            self._initialize_criterion(reason="Re-initializing criterion because n_way "
-                                              "changed (pos_weight = n_way - 1).")
+            self._initialize_criterion(
+                reason="Re-initializing criterion because n_way changed (pos_weight = n_way - 1)."
+            )
         return self
 
     classifier_class = SiameseClassifier

@@ -83,9 +83,7 @@ class EpisodicSplit(BaseCrossValidator):
             raise ValueError(f"{owner}.split needs the labels y to draw episodes.")
         y = np.asarray(y)
         if _num_samples(X) != len(y):
-            raise ValueError(
-                f"{owner}: X has {_num_samples(X)} samples but y has {len(y)}."
-            )
+            raise ValueError(f"{owner}: X has {_num_samples(X)} samples but y has {len(y)}.")
         sampler = EpisodeSampler(y, self.n_way, self.n_shot, self.n_query, owner=owner)
         rng = check_random_state(self.random_state)
         for _ in range(self.n_episodes):

@@ -85,8 +85,10 @@ def batch_statistics_from(module, n=None, *, statistics=None):
         if index not in statistics:
             dims = [0, *range(2, x.dim())]
             rows = x if n is None else x[:n]
-            statistics[index] = (rows.mean(dims, keepdim=True),
-                                 rows.var(dims, unbiased=False, keepdim=True))
+            statistics[index] = (
+                rows.mean(dims, keepdim=True),
+                rows.var(dims, unbiased=False, keepdim=True),
+            )
         mean, var = statistics[index]
         out = (x - mean) * torch.rsqrt(var + layer.eps)
         if layer.weight is not None:
@@ -96,8 +98,11 @@ def batch_statistics_from(module, n=None, *, statistics=None):
     try:
         for index, layer in enumerate(layers):
             layer.eval()
-            handles.append(layer.register_forward_hook(
-                lambda layer, args, output, index=index: normalise(index, layer, args[0])))
+            handles.append(
+                layer.register_forward_hook(
+                    lambda layer, args, output, index=index: normalise(index, layer, args[0])
+                )
+            )
         yield statistics
     finally:
         for handle in handles:
@@ -137,12 +142,15 @@ class GradientStep(nn.Module):
         self.learn_lr = learn_lr
         if learn_lr:
             if not shapes:
-                raise ValueError("GradientStep(learn_lr=True) needs the shapes of the "
-                                 "adapted tensors.")
-            self.rates = nn.ParameterDict({
-                _key(name): nn.Parameter(torch.full(tuple(shape), float(lr)))
-                for name, shape in shapes.items()
-            })
+                raise ValueError(
+                    "GradientStep(learn_lr=True) needs the shapes of the adapted tensors."
+                )
+            self.rates = nn.ParameterDict(
+                {
+                    _key(name): nn.Parameter(torch.full(tuple(shape), float(lr)))
+                    for name, shape in shapes.items()
+                }
+            )
 
     def init_state(self, params):
         """No state: the step depends on the current gradient only."""
@@ -157,8 +165,9 @@ class GradientStep(nn.Module):
                     "meta-learned with another encoder. Pass the encoder_ and rule_ of the "
                     "same learner."
                 )
-            return {name: p - scale * self.rates[_key(name)] * grads[name]
-                    for name, p in params.items()}, state
+            return {
+                name: p - scale * self.rates[_key(name)] * grads[name] for name, p in params.items()
+            }, state
         return {name: p - scale * self.lr * grads[name] for name, p in params.items()}, state
 
 
@@ -286,9 +295,13 @@ class MetaLearnerLSTM(nn.Module):
         h, c, i_prev, f_prev = state
         g = _flat(grads).detach()
         theta = _flat(params)
-        x = torch.cat([preprocess(g, self.preprocess_p),
-                       preprocess(loss.detach().reshape(1), self.preprocess_p).expand(len(g), 2)],
-                      dim=1)
+        x = torch.cat(
+            [
+                preprocess(g, self.preprocess_p),
+                preprocess(loss.detach().reshape(1), self.preprocess_p).expand(len(g), 2),
+            ],
+            dim=1,
+        )
         h, c = self.lstm(x, (h, c))
         f = torch.sigmoid(self.forget_gate(torch.cat([h, theta[:, None], f_prev], dim=1)))
         i = torch.sigmoid(self.input_gate(torch.cat([h, theta[:, None], i_prev], dim=1)))
@@ -347,8 +360,17 @@ class GradientAdaptation(nn.Module):
     #: Whether the inner gradients are constants whatever ``first_order`` says.
     always_first_order = False
 
-    def __init__(self, encoder, rule, *, steps=1, first_order=False, adapt="all",
-                 head_init="zero", transductive=False):
+    def __init__(
+        self,
+        encoder,
+        rule,
+        *,
+        steps=1,
+        first_order=False,
+        adapt="all",
+        head_init="zero",
+        transductive=False,
+    ):
         super().__init__()
         self.encoder = encoder
         self.rule = rule
@@ -361,8 +383,9 @@ class GradientAdaptation(nn.Module):
     # The adapted tensors live in one dict: "encoder.<name>" and "head.weight", "head.bias".
 
     def _embed(self, params, x, n_stats=None, statistics=None):
-        encoder_params = {name[len("encoder."):]: p for name, p in params.items()
-                          if name.startswith("encoder.")}
+        encoder_params = {
+            name[len("encoder.") :]: p for name, p in params.items() if name.startswith("encoder.")
+        }
         with batch_statistics_from(self.encoder, n_stats, statistics=statistics):
             z = functional_call(self.encoder, encoder_params, (x,), strict=False)
         return z.flatten(1)
@@ -453,7 +476,7 @@ class GradientAdaptation(nn.Module):
         elif statistics is not None:
             z = self._embed(params, query, statistics=dict(statistics))
         else:
-            z = self._embed(params, torch.cat([support, query]), len(support))[len(support):]
+            z = self._embed(params, torch.cat([support, query]), len(support))[len(support) :]
         return self._logits(params, z)
 
     def forward(self, support, support_labels, query):
@@ -513,6 +536,8 @@ class ReptileAdaptation(GradientAdaptation):
             logits = self.query_logits(params, support, query)
         if not self.training:
             return logits
-        distance = sum(0.5 * (p - params[f"encoder.{name}"].detach()).pow(2).sum()
-                       for name, p in self.encoder.named_parameters())
+        distance = sum(
+            0.5 * (p - params[f"encoder.{name}"].detach()).pow(2).sum()
+            for name, p in self.encoder.named_parameters()
+        )
         return logits, distance

@@ -34,10 +34,8 @@ class OneHotLoss(nn.Module):
             return nn.functional.mse_loss(scores, target)
         pos_weight = None
         if self.pos_weight is not None:
-            pos_weight = torch.as_tensor(self.pos_weight, dtype=scores.dtype,
-                                         device=scores.device)
-        return nn.functional.binary_cross_entropy_with_logits(scores, target,
-                                                              pos_weight=pos_weight)
+            pos_weight = torch.as_tensor(self.pos_weight, dtype=scores.dtype, device=scores.device)
+        return nn.functional.binary_cross_entropy_with_logits(scores, target, pos_weight=pos_weight)
 
 
 class ReptileLoss(nn.Module):

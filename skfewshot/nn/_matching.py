@@ -127,20 +127,26 @@ class MatchingAttention(nn.Module):
 
     def __init__(self, embedding_dim=64, fce=False, read_steps=5, scale=1.0):
         super().__init__()
-        check_matching_options(embedding_dim=embedding_dim, fce=fce, read_steps=read_steps,
-                               scale=scale, owner=type(self).__name__)
+        check_matching_options(
+            embedding_dim=embedding_dim,
+            fce=fce,
+            read_steps=read_steps,
+            scale=scale,
+            owner=type(self).__name__,
+        )
         self.embedding_dim = int(embedding_dim)
         self.fce = bool(fce)
         self.read_steps = int(read_steps)
         self.scale = float(scale)
         if self.fce:
-            self.support_lstm = nn.LSTM(self.embedding_dim, self.embedding_dim,
-                                        bidirectional=True)
+            self.support_lstm = nn.LSTM(self.embedding_dim, self.embedding_dim, bidirectional=True)
             self.query_lstm = nn.LSTMCell(2 * self.embedding_dim, self.embedding_dim)
 
     def extra_repr(self):
-        return (f"embedding_dim={self.embedding_dim}, fce={self.fce}, "
-                f"read_steps={self.read_steps}, scale={self.scale}")
+        return (
+            f"embedding_dim={self.embedding_dim}, fce={self.fce}, "
+            f"read_steps={self.read_steps}, scale={self.scale}"
+        )
 
     def check_embeddings(self, embeddings):
         """Raise :class:`EmbeddingDimensionError` if the LSTMs cannot take ``embeddings``.
@@ -154,7 +160,8 @@ class MatchingAttention(nn.Module):
                 f"its full-context-embedding LSTMs, but received embeddings of {width} "
                 f"features; build it with embedding_dim={width}, or use an encoder with "
                 f"{self.embedding_dim} outputs.",
-                expected=self.embedding_dim, got=width,
+                expected=self.embedding_dim,
+                got=width,
             )
 
     def embed_support(self, support):
@@ -185,5 +192,6 @@ class MatchingAttention(nn.Module):
         else:
             dtype = torch.promote_types(support.dtype, query.dtype)
             support, query = support.to(dtype), query.to(dtype)
-        return matching_log_proba(query, support, support_labels, n_classes(support_labels),
-                                  self.scale)
+        return matching_log_proba(
+            query, support, support_labels, n_classes(support_labels), self.scale
+        )

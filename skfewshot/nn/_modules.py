@@ -1,6 +1,5 @@
 """Standard few-shot backbones. Plain torch modules: they know nothing of sklearn."""
 
-
 from torch import nn
 
 
@@ -39,14 +38,15 @@ class Conv4(nn.Module):
         Networks pool only the first two, keeping 7x7 maps of 28x28 images.
     """
 
-    def __init__(self, in_channels=1, hidden_channels=64, out_channels=64, flatten=True,
-                 pooled_blocks=4):
+    def __init__(
+        self, in_channels=1, hidden_channels=64, out_channels=64, flatten=True, pooled_blocks=4
+    ):
         super().__init__()
         self.flatten = flatten
         widths = [in_channels, hidden_channels, hidden_channels, hidden_channels, out_channels]
-        self.blocks = nn.Sequential(*[
-            conv_block(widths[i], widths[i + 1], pool=i < pooled_blocks) for i in range(4)
-        ])
+        self.blocks = nn.Sequential(
+            *[conv_block(widths[i], widths[i + 1], pool=i < pooled_blocks) for i in range(4)]
+        )
 
     def forward(self, x):
         maps = self.blocks(x)
@@ -69,8 +69,9 @@ class MLP(nn.Module):
         Non-linearity between layers.
     """
 
-    def __init__(self, in_features=None, hidden_features=(64,), out_features=64,
-                 activation=nn.ReLU):
+    def __init__(
+        self, in_features=None, hidden_features=(64,), out_features=64, activation=nn.ReLU
+    ):
         super().__init__()
         layers, width = [], in_features
         for hidden in (*hidden_features, out_features):
