@@ -41,8 +41,8 @@ def main(paths):
         params = [f"{k}={v}" for k, v in result.get("args", {}).get("param", [])]
         if result.get("args", {}).get("lr", 1e-3) != 1e-3:
             params.append(f"lr={result['args']['lr']}")
-        if result.get("args", {}).get("test_steps") is not None:
-            params.append(f"n_steps={result['args']['test_steps']} at test")
+        if result.get("args", {}).get("test_inner_steps") is not None:
+            params.append(f"inner_steps={result['args']['test_inner_steps']} at test")
         if params:
             name += " (" + ", ".join(f"`{p}`" for p in params) + ")"
         rows = {(r["n_way"], r["n_shot"]): r for r in result["results"]}

@@ -3,7 +3,7 @@
 Loads a classifier saved by ``skfewshot benchmark --output`` (a
 ``MAMLClassifier``, ``ReptileClassifier``, ...), and evaluates it on the
 Omniglot evaluation alphabets for every combination of ``--grid`` values
-(e.g. the number of adaptation steps ``n_steps`` and their rate
+(e.g. the number of adaptation steps ``inner_steps`` and their rate
 ``inner_lr``), on the same episodes for every combination. Besides the mean
 query accuracy and its 95% interval it reports the support-set accuracy
 after adaptation and the share of episodes under 50% query accuracy: a
@@ -12,7 +12,7 @@ failing adaptation (diverging or stalled) shows in these first.
 Run::
 
     SKFEWSHOT_DATA=../shared/data python benchmarks/adaptation_steps.py \\
-        benchmarks/results/maml.joblib --grid n_steps=1,2,5,10 --shots 1,5 \\
+        benchmarks/results/maml.joblib --grid inner_steps=1,2,5,10 --shots 1,5 \\
         --out benchmarks/results/maml_steps.json
 """
 
@@ -23,11 +23,10 @@ import time
 
 import joblib
 import numpy as np
-from sklearn.model_selection import ParameterGrid, cross_validate
+from sklearn.model_selection import ParameterGrid
 
 from skfewshot.datasets import fetch_omniglot
-from skfewshot.metrics import mean_confidence_interval
-from skfewshot.model_selection import EpisodicSplit
+from skfewshot.model_selection import evaluate_episodes
 
 
 def _grid(text):
@@ -39,22 +38,28 @@ def sweep(clf, X, y, grid, ways, shots, n_episodes, random_state):
     rows = []
     for n_way in ways:
         for n_shot in shots:
-            cv = EpisodicSplit(n_way, n_shot, 15, n_episodes, random_state=random_state)
             for params in ParameterGrid(grid):
                 start = time.perf_counter()
-                scores = cross_validate(
-                    clf.set_params(**params), X, y, cv=cv, return_train_score=True
+                result = evaluate_episodes(
+                    clf.set_params(**params),
+                    X,
+                    y,
+                    n_way=n_way,
+                    n_shot=n_shot,
+                    n_query=15,
+                    n_episodes=n_episodes,
+                    random_state=random_state,
+                    return_support_score=True,
                 )
-                query, support = scores["test_score"], scores["train_score"]
-                mean, half = mean_confidence_interval(query)
+                query = result["scores"]
                 rows.append(
                     {
                         "n_way": n_way,
                         "n_shot": n_shot,
                         **params,
-                        "accuracy": 100 * mean,
-                        "ci95": 100 * half,
-                        "support_accuracy": 100 * float(support.mean()),
+                        "accuracy": 100 * result["accuracy"],
+                        "ci95": 100 * result["ci95"],
+                        "support_accuracy": 100 * float(result["support_scores"].mean()),
                         "episodes_under_50": float(np.mean(query < 0.5)),
                         "worst_episode": 100 * float(query.min()),
                         "seconds": time.perf_counter() - start,
@@ -73,7 +78,7 @@ def main():
         action="append",
         default=[],
         metavar="NAME=V1,V2",
-        help="values of a classifier parameter (repeatable; default: n_steps=1,2,5,10)",
+        help="values of a classifier parameter (repeatable; default: inner_steps=1,2,5,10)",
     )
     parser.add_argument("--ways", default="5")
     parser.add_argument("--shots", default="1,5")
@@ -82,7 +87,7 @@ def main():
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    grid = dict(args.grid) or {"n_steps": [1, 2, 5, 10]}
+    grid = dict(args.grid) or {"inner_steps": [1, 2, 5, 10]}
     clf = joblib.load(args.model)
     X, y = fetch_omniglot("evaluation", data_home=args.data_home, return_X_y=True)
     rows = sweep(

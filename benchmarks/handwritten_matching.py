@@ -9,7 +9,7 @@ trained with Adam (lr 1e-3). It draws the same episodes as the learner
 (``EpisodeSampler`` with ``np.random.RandomState(seed)``) and puts its
 convolution weights in channels-last format as skfewshot does, so that a
 side-by-side timing isolates the framework's overhead. ``learner`` returns
-the skfewshot :class:`MatchingNetLearner` configured identically.
+the skfewshot :class:`MatchingLearner` configured identically.
 """
 
 import numpy as np
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from skfewshot._torch_utils import channels_last
-from skfewshot.meta import MatchingNetLearner
+from skfewshot.meta import MatchingLearner
 from skfewshot.model_selection import EpisodeSampler
 from skfewshot.nn import Conv4
 
@@ -61,7 +61,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way=20, n_shot=5, n_query=5):
 
 def learner(n_episodes, seed, n_way=20, n_shot=5, n_query=5):
     """The skfewshot learner of the same model and training (call ``.fit(X, y)``)."""
-    return MatchingNetLearner(
+    return MatchingLearner(
         Conv4,
         fce=True,
         read_steps=READ_STEPS,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from skfewshot._torch_utils import channels_last
-from skfewshot.meta import ProtoNetLearner
+from skfewshot.meta import PrototypicalLearner
 from skfewshot.model_selection import EpisodeSampler
 from skfewshot.nn import Conv4
 
@@ -37,7 +37,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, layout="cha
 
 
 def learner(n_episodes, seed, n_way, n_shot, n_query):
-    return ProtoNetLearner(
+    return PrototypicalLearner(
         Conv4,
         n_way=n_way,
         n_shot=n_shot,

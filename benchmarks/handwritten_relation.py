@@ -1,7 +1,7 @@
 """Relation Networks: a minimal hand-written PyTorch loop and the skfewshot learner.
 
 ``handwritten_loop`` meta-trains the same model as
-:class:`skfewshot.meta.RelationNetLearner` with plain torch: the same
+:class:`skfewshot.meta.RelationLearner` with plain torch: the same
 embedding (``Conv4(flatten=False, pooled_blocks=2)``, 64x7x7 maps of 28x28
 images), the same relation module (two conv-BN-ReLU-max-pool blocks on the
 128-channel (class map, query map) concatenation, FC 8 with ReLU, FC 1 with
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from skfewshot.meta._relation import RelationNetLearner
+from skfewshot.meta import RelationLearner
 from skfewshot.model_selection import EpisodeSampler
 from skfewshot.nn import Conv4
 
@@ -121,7 +121,7 @@ def handwritten_loop(X, y, n_episodes, seed, n_way=20, n_shot=5, n_query=5, *, c
 
 def learner(n_episodes, seed, n_way=20, n_shot=5, n_query=5):
     """The skfewshot learner of the same model, for ``n_episodes`` episodes in one epoch."""
-    return RelationNetLearner(
+    return RelationLearner(
         n_way=n_way,
         n_shot=n_shot,
         n_query=n_query,

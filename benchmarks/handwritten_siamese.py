@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from skfewshot._torch_utils import channels_last
-from skfewshot.meta._siamese import SiameseLearner
+from skfewshot.meta import SiameseLearner
 from skfewshot.model_selection import EpisodeSampler
 from skfewshot.nn import Conv4
 

@@ -7,9 +7,9 @@ Optimization-based few-shot methods adapt a network to each support set
 by gradient steps. :class:`~skfewshot.meta.MAMLLearner` meta-learns the
 initial weights those steps start from (second-order MAML here); its
 classifier, a :class:`~skfewshot.MAMLClassifier`, copies them at ``fit``,
-adds a head for the support set's classes and takes ``n_steps`` steps of
+adds a head for the support set's classes and takes ``inner_steps`` steps of
 rate ``inner_lr`` on the support set. The meta-learned weights never change,
-and ``n_steps`` and ``inner_lr`` are ordinary estimator parameters: a
+and ``inner_steps`` and ``inner_lr`` are ordinary estimator parameters: a
 ``GridSearchCV`` over episodes tunes them.
 
 Digits 0-5, with their rotations as further classes, meta-train a small MLP;
@@ -58,7 +58,7 @@ print(f"5-way 1-shot: {100 * mean:.1f} ± {100 * half:.1f} %")
 # %%
 # The adaptation's steps and rate are grid-searched like any parameter.
 search = GridSearchCV(
-    learner.to_classifier(), {"n_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}, cv=cv
+    learner.to_classifier(), {"inner_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}, cv=cv
 )
 search.fit(X[~base], y[~base])
 print("best:", search.best_params_, f"{100 * search.best_score_:.1f} %")

@@ -3,8 +3,8 @@
 Meta-training Prototypical Networks, then few-shot classification
 =================================================================
 
-:class:`~skfewshot.meta.ProtoNetLearner` meta-trains an encoder on episodes
-of *base* classes; :meth:`~skfewshot.meta.ProtoNetLearner.to_classifier`
+:class:`~skfewshot.meta.PrototypicalLearner` meta-trains an encoder on episodes
+of *base* classes; :meth:`~skfewshot.meta.PrototypicalLearner.to_classifier`
 wraps it as a scikit-learn classifier whose ``fit`` takes the support set of
 *novel* classes, never seen in training.
 
@@ -18,7 +18,7 @@ from sklearn.model_selection import cross_val_score
 
 from skfewshot import EmbeddingTransformer, PrototypicalClassifier
 from skfewshot.datasets import fetch_omniglot, rotate_classes
-from skfewshot.meta import ProtoNetLearner, ValidClassSplit
+from skfewshot.meta import PrototypicalLearner, ValidClassSplit
 from skfewshot.metrics import mean_confidence_interval
 from skfewshot.model_selection import EpisodicSplit
 from skfewshot.nn import Conv4
@@ -26,7 +26,7 @@ from skfewshot.nn import Conv4
 X_base, y_base = rotate_classes(*fetch_omniglot("background_small1", return_X_y=True))
 X_novel, y_novel = fetch_omniglot("background_small2", return_X_y=True)
 
-learner = ProtoNetLearner(
+learner = PrototypicalLearner(
     Conv4,
     encoder__hidden_channels=32,
     n_way=10,

@@ -8,21 +8,16 @@ import time
 
 import joblib
 import numpy as np
-import torch
-from sklearn.model_selection import cross_val_score
 from skorch.callbacks import LRScheduler, ProgressBar
 
 from . import meta, nn
-from ._gradient import GradientClassifier
-from ._torch_utils import embed, frozen_copy
-from .metrics import mean_confidence_interval
-from .model_selection import EpisodicSplit
+from .model_selection import evaluate_episodes
 
 #: --method -> (meta-learner class name in skfewshot.meta, its parameters)
 METHODS = {
-    "protonet": ("ProtoNetLearner", {}),
-    "matching": ("MatchingNetLearner", {}),
-    "relation": ("RelationNetLearner", {}),
+    "protonet": ("PrototypicalLearner", {}),
+    "matching": ("MatchingLearner", {}),
+    "relation": ("RelationLearner", {}),
     "siamese": ("SiameseLearner", {}),
     "maml": ("MAMLLearner", {}),
     "fomaml": ("MAMLLearner", {"first_order": True}),
@@ -158,10 +153,10 @@ def build_parser():
         "--shots", type=_ints, default=[1, 5], help="comma-separated test shots (default 1,5)"
     )
     bench.add_argument(
-        "--test-steps",
+        "--test-inner-steps",
         type=int,
         default=None,
-        help="adaptation steps of the gradient-based classifiers at test time "
+        help="inner_steps of the gradient-based classifiers at test time "
         "(default: the learner's inner_steps)",
     )
     bench.add_argument("--test-episodes", type=int, default=600)
@@ -172,7 +167,7 @@ def build_parser():
         "--output",
         default=None,
         help="where to save the classifier with joblib "
-        "(default protonet_<dataset>.joblib; 'none' to skip)",
+        "(default <method>_<dataset>.joblib; 'none' to skip)",
     )
     bench.add_argument("--json", default=None, help="also write the results as JSON here")
     bench.add_argument("--quiet", action="store_true", help="no progress bar or epoch log")
@@ -219,33 +214,30 @@ def benchmark(args, out=None):
     learner.fit(X_base, y_base)
     train_seconds = time.perf_counter() - start
 
-    if issubclass(learner.classifier_class, GradientClassifier):
-        # Adaptation runs the network on each episode's images.
-        clf = learner.to_classifier(
-            **({} if args.test_steps is None else {"n_steps": args.test_steps})
-        )
-        Z = X_novel
-    else:
-        # Embed the novel classes once; the classifier then works on the embeddings.
-        encoder = frozen_copy(learner.encoder_, learner.device)
-        Z = (
-            embed(encoder, X_novel, device=learner.device, batch_size=256, owner="benchmark")
-            .cpu()
-            .numpy()
-        )
-        # Feature maps (relation networks) pass through an identity "encoder".
-        clf = learner.to_classifier(encoder=None if Z.ndim == 2 else torch.nn.Identity())
+    clf = learner.to_classifier(
+        **({} if args.test_inner_steps is None else {"inner_steps": args.test_inner_steps})
+    )
     rows = []
     test_start = time.perf_counter()
     for n_way in ways:
         for n_shot in args.shots:
-            cv = EpisodicSplit(
-                n_way, n_shot, args.test_query, args.test_episodes, random_state=args.random_state
+            result = evaluate_episodes(
+                clf,
+                X_novel,
+                y_novel,
+                n_way=n_way,
+                n_shot=n_shot,
+                n_query=args.test_query,
+                n_episodes=args.test_episodes,
+                random_state=args.random_state,
             )
-            scores = cross_val_score(clf, Z, y_novel, cv=cv)
-            mean, half = mean_confidence_interval(scores)
             rows.append(
-                {"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * mean, "ci95": 100 * half}
+                {
+                    "n_way": n_way,
+                    "n_shot": n_shot,
+                    "accuracy": 100 * result["accuracy"],
+                    "ci95": 100 * result["ci95"],
+                }
             )
 
     test_seconds = time.perf_counter() - test_start

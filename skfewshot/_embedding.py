@@ -1,10 +1,12 @@
 """Embedding a data set with a (meta-learned) encoder, as a transformer."""
 
+import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._torch_utils import check_device, embed, frozen_copy
-from ._validation import validate_X
+from ._param_validation import Integer
+from ._torch_utils import embed, frozen_copy
+from ._validation import Device, check_params, module_or_none, validate_X
 
 
 class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -32,7 +34,11 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     n_features_in_ : int
         Number of features (for images, channels) seen during fit.
     embedding_dim_ : int
-        Dimension of the embeddings.
+        Dimension of the (flattened) embeddings.
+    embedding_shape_ : tuple of int
+        Shape of one embedding as the encoder gives it, e.g. ``(64, 7, 7)``
+        for feature maps (``torch.nn.Unflatten(1, embedding_shape_)``
+        restores it from the transformer's output).
 
     Examples
     --------
@@ -48,6 +54,12 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     >>> bool(scores.mean() > 0.8)
     True
     """
+
+    _parameter_constraints = {
+        "encoder": module_or_none("encoder"),
+        "device": Device(),
+        "batch_size": Integer(1),
+    }
 
     def __init__(self, encoder=None, *, device="cpu", batch_size=256):
         self.encoder = encoder
@@ -70,12 +82,13 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             The fitted transformer.
         """
         X = validate_X(self, X, reset=True)
-        self._device = check_device(self.device, owner=type(self).__name__)
+        self._device = check_params(self)["device"]
         self.encoder_ = None if self.encoder is None else frozen_copy(self.encoder, self._device)
-        self.embedding_dim_ = int(self._embed(X[:1]).shape[1])
+        self.embedding_shape_ = tuple(self._embed(X[:1], flatten=False).shape[1:])
+        self.embedding_dim_ = int(np.prod(self.embedding_shape_, dtype=np.int64))
         return self
 
-    def _embed(self, X):
+    def _embed(self, X, flatten=True):
         z = embed(
             self.encoder_,
             X,
@@ -83,7 +96,7 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             batch_size=self.batch_size,
             owner=type(self).__name__,
         )
-        return z.reshape(len(z), -1)
+        return z.reshape(len(z), -1) if flatten else z
 
     def transform(self, X):
         """Embed ``X``.

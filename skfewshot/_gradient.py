@@ -1,120 +1,10 @@
 """Few-shot classifiers whose fit adapts a copy of a network to the support set."""
 
-import torch
-from torch import nn
-
-from ._base import FewShotClassifier
-from ._params import check_positive
-from ._torch_utils import as_tensor, encoder_errors, frozen_copy, torch_seed
-from .nn._adaptation import (
-    GradientAdaptation,
-    GradientStep,
-    MetaLearnerLSTM,
-    check_adaptation_options,
-)
-
-
-class GradientClassifier(FewShotClassifier):
-    """Base class of the classifiers that adapt weights to the support set.
-
-    ``fit`` copies ``encoder`` (the meta-learned weights are never
-    changed), puts a linear head sized to the support set's classes on it
-    and adapts the copy to the support set with ``n_steps`` updates of an
-    update rule (:class:`~skfewshot.nn.GradientAdaptation`, first order:
-    no meta-gradient is needed here). ``predict``, ``predict_proba`` and
-    ``decision_function`` use the adapted weights. Batch-norm layers
-    normalise with the support set's statistics, so each query is scored
-    independently of the others, unless ``transductive=True``. With
-    ``encoder=None`` the samples are the embeddings and only the head is
-    trained (a logistic regression by ``n_steps`` gradient steps).
-
-    Subclasses set the parameters ``encoder``, ``n_steps``, ``head_init``,
-    ``transductive``, ``device``, ``batch_size`` and implement
-    :meth:`_rule`.
-
-    Attributes
-    ----------
-    model_ : skfewshot.nn.GradientAdaptation
-        The frozen copies of the encoder and the rule.
-    adapted_ : dict of str to torch.Tensor
-        The adapted tensors: ``"head.weight"``, ``"head.bias"`` and, when the
-        encoder is adapted, ``"encoder.<name>"``.
-    support_ : torch.Tensor
-        The support samples.
-    statistics_ : dict
-        The support set's batch-norm statistics under the adapted weights,
-        which normalise the queries (empty without batch norm).
-    """
-
-    #: What is adapted: "all" (encoder and head) or "head".
-    _adapt = "all"
-
-    def _rule(self):
-        """The update rule (a torch module) the adaptation uses."""
-        raise NotImplementedError
-
-    def _lr_scale(self):
-        """Multiplier of the rule's step sizes."""
-        return 1.0
-
-    def _check_params(self):
-        owner = type(self).__name__
-        check_adaptation_options(
-            steps=self.n_steps,
-            adapt=self._adapt,
-            head_init=self.head_init,
-            owner=owner,
-            steps_name="n_steps",
-        )
-
-    def _embed(self, X):
-        # The network runs inside the adaptation; the samples stay as they are.
-        return as_tensor(X, self._device)
-
-    def _fit_support(self, support, labels, n_classes):
-        encoder = nn.Identity() if self.encoder_ is None else self.encoder_
-        model = GradientAdaptation(
-            encoder,
-            self._rule(),
-            steps=self.n_steps,
-            first_order=True,
-            adapt=self._adapt,
-            head_init=self.head_init,
-            transductive=self.transductive,
-        )
-        # Without an encoder the samples may be float64: the rule follows their dtype.
-        model = model.to(self._device, support.dtype).eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        self.model_ = model
-        self.support_ = support
-        with torch.enable_grad(), self._errors(support):
-            params = model.adapt_to(support, labels, scale=self._lr_scale())
-        self.adapted_ = {name: p.detach() for name, p in params.items()}
-        # The support set's batch-norm statistics, computed once for every query batch.
-        with torch.no_grad():
-            self.statistics_ = model.support_statistics(self.adapted_, support)
-
-    def _errors(self, batch):
-        return encoder_errors(self.model_.encoder, batch.shape, owner=type(self).__name__)
-
-    def _scores(self, query):
-        query = query.to(self.support_.dtype)  # the dtype the model was adapted in
-        with torch.no_grad(), self._errors(query):
-            if self.transductive:
-                return self.model_.query_logits(self.adapted_, self.support_, query)
-            return torch.cat(
-                [
-                    self.model_.query_logits(
-                        self.adapted_,
-                        self.support_,
-                        query[start : start + self.batch_size],
-                        statistics=self.statistics_,
-                    )
-                    for start in range(0, len(query), self.batch_size)
-                ]
-            )
-
+from ._base import GradientClassifier
+from ._param_validation import Positive
+from ._torch_utils import frozen_copy, torch_seed
+from ._validation import module_or_none
+from .nn._adaptation import GradientStep, MetaLearnerLSTM
 
 _ATTRIBUTES = """Attributes
     ----------
@@ -131,7 +21,7 @@ _ATTRIBUTES = """Attributes
         Number of features (for images, channels) seen during fit."""
 
 _PARAMETERS = """
-    n_steps : int, default={n_steps}
+    inner_steps : int, default={inner_steps}
         Gradient steps on the support set at ``fit``.
     head_init : {{"zero", "prototypes"}}, default="zero"
         The head's initial weights: zero, or ``W_k = 2 c_k``, ``b_k = -|c_k|^2``
@@ -156,7 +46,7 @@ class MAMLClassifier(GradientClassifier):
     ``fit`` takes the support set: it copies ``encoder`` (normally a
     meta-learned initialisation, the ``encoder_`` of a
     :class:`~skfewshot.meta.MAMLLearner`), adds a linear head with one
-    output per support class and takes ``n_steps`` gradient steps of rate
+    output per support class and takes ``inner_steps`` gradient steps of rate
     ``inner_lr`` on the support set's cross-entropy, updating the copy's
     encoder and head. The meta-learned weights never change. Queries are
     scored by the adapted network; ``predict_proba`` is its softmax.
@@ -182,7 +72,7 @@ class MAMLClassifier(GradientClassifier):
     >>> from sklearn.datasets import load_digits
     >>> from skfewshot import MAMLClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = MAMLClassifier(inner_lr=0.1, n_steps=20).fit(X[:100] / 16, y[:100])
+    >>> clf = MAMLClassifier(inner_lr=0.1, inner_steps=20).fit(X[:100] / 16, y[:100])
     >>> clf.predict(X[101:105] / 16)
     array([0, 5, 3, 6])
     """
@@ -192,7 +82,7 @@ class MAMLClassifier(GradientClassifier):
         encoder=None,
         *,
         inner_lr=0.4,
-        n_steps=10,
+        inner_steps=10,
         head_init="zero",
         transductive=False,
         device="cpu",
@@ -200,18 +90,16 @@ class MAMLClassifier(GradientClassifier):
     ):
         self.encoder = encoder
         self.inner_lr = inner_lr
-        self.n_steps = n_steps
+        self.inner_steps = inner_steps
         self.head_init = head_init
         self.transductive = transductive
         self.device = device
         self.batch_size = batch_size
 
-    def _check_params(self):
-        super()._check_params()
-        check_positive(self.inner_lr, "inner_lr", owner=type(self).__name__)
+    _parameter_constraints = {**GradientClassifier._parameter_constraints, "inner_lr": Positive()}
 
     def _rule(self):
-        return GradientStep(lr=float(self.inner_lr))
+        return GradientStep(inner_lr=float(self.inner_lr))
 
 
 class ANILClassifier(MAMLClassifier):
@@ -220,7 +108,7 @@ class ANILClassifier(MAMLClassifier):
     "Almost no inner loop" (Raghu et al. 2020): ``fit`` embeds the support
     set with a copy of ``encoder`` (e.g. the ``encoder_`` of an
     :class:`~skfewshot.meta.ANILLearner`) and trains a linear head, one
-    output per class, by ``n_steps`` gradient steps of rate ``inner_lr``;
+    output per class, by ``inner_steps`` gradient steps of rate ``inner_lr``;
     the encoder is not adapted. With ``encoder=None`` it works on
     precomputed embeddings.
 
@@ -247,7 +135,7 @@ class ANILClassifier(MAMLClassifier):
 class ReptileClassifier(MAMLClassifier):
     """Few-shot classifier that fine-tunes a Reptile initialisation on the support set.
 
-    The same adaptation as :class:`MAMLClassifier` (``n_steps`` gradient
+    The same adaptation as :class:`MAMLClassifier` (``inner_steps`` gradient
     steps of rate ``inner_lr`` on a copy of the encoder and a new head),
     with defaults for an initialisation meta-learned by
     :class:`~skfewshot.meta.ReptileLearner`, which is fine-tuned for more
@@ -268,7 +156,7 @@ class ReptileClassifier(MAMLClassifier):
         encoder=None,
         *,
         inner_lr=0.1,
-        n_steps=20,
+        inner_steps=20,
         head_init="zero",
         transductive=False,
         device="cpu",
@@ -277,7 +165,7 @@ class ReptileClassifier(MAMLClassifier):
         super().__init__(
             encoder,
             inner_lr=inner_lr,
-            n_steps=n_steps,
+            inner_steps=inner_steps,
             head_init=head_init,
             transductive=transductive,
             device=device,
@@ -288,6 +176,11 @@ class ReptileClassifier(MAMLClassifier):
 class _RuleClassifier(GradientClassifier):
     """A gradient classifier whose update rule is a (meta-learned) module parameter."""
 
+    _parameter_constraints = {
+        **GradientClassifier._parameter_constraints,
+        "rule": module_or_none("rule"),
+    }
+
     def _default_rule(self):
         raise NotImplementedError
 
@@ -296,14 +189,14 @@ class _RuleClassifier(GradientClassifier):
         if rule is None:
             with torch_seed(0):  # deterministic default weights
                 rule = self._default_rule()
-        return frozen_copy(rule, self._device, name="rule")
+        return frozen_copy(rule, self._device)
 
 
 class MetaSGDClassifier(_RuleClassifier):
     """Few-shot classifier that adapts with meta-learned per-parameter learning rates (Meta-SGD).
 
     ``fit`` copies ``encoder`` and adds a new linear head, then takes
-    ``n_steps`` steps ``p <- p - lr_scale * rates * grad`` on the support
+    ``inner_steps`` steps ``p <- p - lr_scale * rates * grad`` on the support
     set's cross-entropy, with the rates of ``rule`` (the ``rule_`` of a
     :class:`~skfewshot.meta.MetaSGDLearner`: one per coordinate). The
     meta-learned weights and rates never change.
@@ -327,7 +220,7 @@ class MetaSGDClassifier(_RuleClassifier):
         rule=None,
         *,
         lr_scale=1.0,
-        n_steps=1,
+        inner_steps=1,
         head_init="zero",
         transductive=False,
         device="cpu",
@@ -336,18 +229,19 @@ class MetaSGDClassifier(_RuleClassifier):
         self.encoder = encoder
         self.rule = rule
         self.lr_scale = lr_scale
-        self.n_steps = n_steps
+        self.inner_steps = inner_steps
         self.head_init = head_init
         self.transductive = transductive
         self.device = device
         self.batch_size = batch_size
 
-    def _check_params(self):
-        super()._check_params()
-        check_positive(self.lr_scale, "lr_scale", owner=type(self).__name__)
+    _parameter_constraints = {
+        **_RuleClassifier._parameter_constraints,
+        "lr_scale": Positive(),
+    }
 
     def _default_rule(self):
-        return GradientStep(lr=0.4)
+        return GradientStep(inner_lr=0.4)
 
     def _lr_scale(self):
         return float(self.lr_scale)
@@ -360,7 +254,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
     optimizer network meta-trained by
     :class:`~skfewshot.meta.LearnedOptimizerLearner` (the meta-learner LSTM
     of Ravi & Larochelle 2017, or the LSTM optimizer of Andrychowicz et al.
-    2016), update them for ``n_steps`` steps from the support set's
+    2016), update them for ``inner_steps`` steps from the support set's
     gradients and losses. The meta-learned weights never change.
 
     Parameters
@@ -380,7 +274,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
         encoder=None,
         rule=None,
         *,
-        n_steps=5,
+        inner_steps=5,
         head_init="zero",
         transductive=False,
         device="cpu",
@@ -388,7 +282,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
     ):
         self.encoder = encoder
         self.rule = rule
-        self.n_steps = n_steps
+        self.inner_steps = inner_steps
         self.head_init = head_init
         self.transductive = transductive
         self.device = device
@@ -398,7 +292,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
         return MetaLearnerLSTM()
 
 
-for _cls, _n_steps in (
+for _cls, _inner_steps in (
     (MAMLClassifier, 10),
     (ANILClassifier, 10),
     (ReptileClassifier, 20),
@@ -406,5 +300,5 @@ for _cls, _n_steps in (
     (LearnedOptimizerClassifier, 5),
 ):
     _cls.__doc__ = _cls.__doc__.replace(
-        "    {parameters}\n", _PARAMETERS.format(n_steps=_n_steps).lstrip("\n")
+        "    {parameters}\n", _PARAMETERS.format(inner_steps=_inner_steps).lstrip("\n")
     ).replace("{attributes}", _ATTRIBUTES)

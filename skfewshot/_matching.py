@@ -1,7 +1,7 @@
 """Matching Networks few-shot classifier."""
 
 from ._base import ComparatorClassifier
-from .nn._matching import EmbeddingDimensionError, MatchingAttention
+from .nn._matching import MatchingAttention
 
 
 class MatchingClassifier(ComparatorClassifier):
@@ -18,13 +18,13 @@ class MatchingClassifier(ComparatorClassifier):
     ----------
     encoder : torch.nn.Module or None, default=None
         Maps a batch of samples to embeddings, e.g. the ``encoder_`` of a
-        :class:`~skfewshot.meta.MatchingNetLearner`. It is copied at fit and
+        :class:`~skfewshot.meta.MatchingLearner`. It is copied at fit and
         used in evaluation mode; its weights never change. With None the
         samples are used as they are (feature vectors or precomputed
         embeddings).
     comparator : torch.nn.Module or None, default=None
         The attention module, e.g. the meta-trained ``comparator_`` of a
-        :class:`~skfewshot.meta.MatchingNetLearner` (with its full context
+        :class:`~skfewshot.meta.MatchingLearner` (with its full context
         embedding LSTMs). Copied at fit and used in evaluation mode. None
         uses ``MatchingAttention()``: plain cosine attention on the
         embeddings, which has no weights and takes any embedding width.
@@ -77,20 +77,5 @@ class MatchingClassifier(ComparatorClassifier):
     array([4, 0, 5, 3, 6])
     """
 
-    def __init__(self, encoder=None, comparator=None, *, device="cpu", batch_size=256):
-        self.encoder = encoder
-        self.comparator = comparator
-        self.device = device
-        self.batch_size = batch_size
-
     def _default_comparator(self):
         return MatchingAttention()
-
-    def _fit_support(self, support, labels, n_classes):
-        super()._fit_support(support, labels, n_classes)
-        check = getattr(self.comparator_, "check_embeddings", None)
-        if check is not None:
-            try:
-                check(support)
-            except EmbeddingDimensionError as exc:
-                raise ValueError(f"{type(self).__name__}: {exc}") from exc

@@ -2,11 +2,12 @@
 
 import torch
 
-from ._base import FewShotClassifier
-from ._distances import check_distance, class_means, pairwise_distance
+from ._base import EmbeddingClassifier, FewShotClassifier
+from ._param_validation import Options
+from .nn._distances import DISTANCES, class_means, pairwise_distance
 
 
-class PrototypicalClassifier(FewShotClassifier):
+class PrototypicalClassifier(EmbeddingClassifier):
     """Few-shot classifier by distance to class prototypes (Snell et al. 2017).
 
     ``fit`` embeds the support set with a fixed (e.g. meta-trained) encoder
@@ -18,7 +19,7 @@ class PrototypicalClassifier(FewShotClassifier):
     ----------
     encoder : torch.nn.Module or None, default=None
         Maps a batch of samples to (n, d) embeddings, e.g. the ``encoder_``
-        of a :class:`~skfewshot.meta.ProtoNetLearner`. It is copied at fit
+        of a :class:`~skfewshot.meta.PrototypicalLearner`. It is copied at fit
         and used in evaluation mode; its weights never change. With None
         the samples are used as they are (feature vectors or precomputed
         embeddings), and the model is the nearest-centroid classifier.
@@ -57,19 +58,21 @@ class PrototypicalClassifier(FewShotClassifier):
     array([2, 2, 7])
     """
 
+    _parameter_constraints = {
+        **FewShotClassifier._parameter_constraints,
+        "distance": Options(*DISTANCES),
+    }
+
     def __init__(self, encoder=None, *, distance="sqeuclidean", device="cpu", batch_size=256):
         self.encoder = encoder
         self.distance = distance
         self.device = device
         self.batch_size = batch_size
 
-    def _check_params(self):
-        check_distance(self.distance, owner=type(self).__name__)
-
-    def _fit_support(self, support, labels, n_classes):
+    def _fit_embeddings(self, support, labels, n_classes):
         self.prototypes_ = class_means(support.flatten(1), labels, n_classes).cpu().numpy()
 
-    def _scores(self, query):
+    def _score_embeddings(self, query):
         """Negative distances of the queries to each prototype."""
         query = query.flatten(1)
         prototypes = torch.as_tensor(self.prototypes_, device=query.device, dtype=query.dtype)

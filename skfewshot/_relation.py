@@ -15,7 +15,7 @@ class RelationClassifier(ComparatorClassifier):
     feature map with the class's aggregated support maps, and is labelled by
     the class of highest relation score. Any number of classes and shots
     works; note that the paper's class map is the *sum* of the support maps,
-    whose scale follows the number of shots (see ``aggregate`` of
+    whose scale follows the number of shots (see ``aggregation`` of
     :class:`~skfewshot.nn.RelationModule`).
 
     Parameters
@@ -23,7 +23,7 @@ class RelationClassifier(ComparatorClassifier):
     encoder : torch.nn.Module or None, default=None
         Maps a batch of samples to feature maps (n, c, h, w) or vectors
         (n, d), e.g. the ``encoder_`` of a
-        :class:`~skfewshot.meta.RelationNetLearner`. It is copied at fit and
+        :class:`~skfewshot.meta.RelationLearner`. It is copied at fit and
         used in evaluation mode; its weights never change. With None the
         samples (n, d) are the embeddings, taken as 1x1 maps. For
         precomputed feature maps, pass ``encoder=torch.nn.Identity()`` on
@@ -32,11 +32,11 @@ class RelationClassifier(ComparatorClassifier):
         of :class:`~skfewshot.EmbeddingTransformer`.
     comparator : torch.nn.Module, default=None
         The meta-trained relation module, e.g. the ``comparator_`` of a
-        :class:`~skfewshot.meta.RelationNetLearner` (which
+        :class:`~skfewshot.meta.RelationLearner` (which
         ``learner.to_classifier()`` passes). Required: an untrained relation
         module scores at random, so there is no meaningful default and
         ``fit`` raises a TypeError without one. It is copied at fit and used
-        in evaluation mode; its ``in_channels`` must match the embeddings'
+        in evaluation mode; its ``embedding_dim`` must match the embeddings'
         channels.
     device : str or torch.device, default="cpu"
         Where the encoder and the relation module run.
@@ -70,18 +70,18 @@ class RelationClassifier(ComparatorClassifier):
 
     See Also
     --------
-    skfewshot.meta.RelationNetLearner : Meta-trains the encoder and the
+    skfewshot.meta.RelationLearner : Meta-trains the encoder and the
         relation module; its ``to_classifier()`` returns this classifier.
 
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from skfewshot.meta import RelationNetLearner
+    >>> from skfewshot.meta import RelationLearner
     >>> from skfewshot.nn import MLP
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X / 16
-    >>> learner = RelationNetLearner(MLP, encoder__out_features=16,
-    ...                              comparator__in_channels=16, n_way=5, n_shot=1,
+    >>> learner = RelationLearner(MLP, encoder__out_features=16,
+    ...                              comparator__embedding_dim=16, n_way=5, n_shot=1,
     ...                              max_epochs=1, episodes_per_epoch=20,
     ...                              verbose=0, random_state=0).fit(X[y < 6], y[y < 6])
     >>> clf = learner.to_classifier().fit(X[y >= 6][:20], y[y >= 6][:20])
@@ -89,25 +89,13 @@ class RelationClassifier(ComparatorClassifier):
     (2, 4)
     """
 
-    def __init__(self, encoder=None, comparator=None, *, device="cpu", batch_size=256):
-        self.encoder = encoder
-        self.comparator = comparator
-        self.device = device
-        self.batch_size = batch_size
-
     def _default_comparator(self):
         raise TypeError(
             f"{type(self).__name__} needs a meta-trained relation module: pass "
-            "comparator=learner.comparator_ of a fitted RelationNetLearner, or build the "
+            "comparator=learner.comparator_ of a fitted RelationLearner, or build the "
             "classifier with learner.to_classifier(). An untrained RelationModule would "
             "score at random."
         )
-
-    def _fit_support(self, support, labels, n_classes):
-        super()._fit_support(support, labels, n_classes)
-        # Score one support sample now, so that embeddings the relation module
-        # cannot take (e.g. a channel mismatch) fail in fit, not in predict.
-        self._scores(self.support_[:1])
 
     def _proba(self, scores):
         """Relation scores normalised to sum to 1 over the classes (uniform if all are 0)."""

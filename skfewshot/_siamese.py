@@ -3,9 +3,8 @@
 import torch
 
 from ._base import ComparatorClassifier
-from .nn._siamese import SiameseKernel
-
-_AGGREGATIONS = ("sum", "max")
+from ._param_validation import Instance, Options
+from .nn._siamese import SiameseKernel, aggregate_pair_logits
 
 
 class SiameseClassifier(ComparatorClassifier):
@@ -32,8 +31,8 @@ class SiameseClassifier(ComparatorClassifier):
         are used as they are (feature vectors or precomputed embeddings).
     comparator : skfewshot.nn.SiameseKernel or None, default=None
         The kernel head (``w``, ``b``), e.g. the learner's ``comparator_``. It
-        is copied at fit; the copy's ``aggregation`` is set from this
-        classifier's, the original is left untouched. Its ``embedding_dim``
+        is copied at fit and its pair logits are aggregated by this
+        classifier's ``aggregation`` (the kernel's own is not used). Its ``embedding_dim``
         must be the embeddings' width. With None, a fixed kernel is built at
         fit for the embeddings' width: ``w = -1`` on every dimension and
         ``b = 0``, i.e. ``k(x, x') = sigmoid(-||f(x) - f(x')||_1)``, an L1
@@ -89,6 +88,17 @@ class SiameseClassifier(ComparatorClassifier):
     array([2, 2, 7])
     """
 
+    _parameter_constraints = {
+        **ComparatorClassifier._parameter_constraints,
+        "comparator": Instance(
+            SiameseKernel,
+            none=True,
+            hint="Pass a meta-trained one (SiameseLearner.comparator_) or None for the "
+            "fixed L1 kernel.",
+        ),
+        "aggregation": Options("sum", "max"),
+    }
+
     def __init__(
         self, encoder=None, comparator=None, *, aggregation="sum", device="cpu", batch_size=256
     ):
@@ -98,19 +108,6 @@ class SiameseClassifier(ComparatorClassifier):
         self.device = device
         self.batch_size = batch_size
 
-    def _check_params(self):
-        owner = type(self).__name__
-        if self.aggregation not in _AGGREGATIONS:
-            raise ValueError(
-                f"{owner}: aggregation must be one of {_AGGREGATIONS}, got {self.aggregation!r}."
-            )
-        if self.comparator is not None and not isinstance(self.comparator, SiameseKernel):
-            raise TypeError(
-                f"{owner}: comparator must be a SiameseKernel instance or None, got "
-                f"{type(self.comparator).__name__}. Pass a meta-trained one "
-                "(SiameseLearner.comparator_) or None for the fixed L1 kernel."
-            )
-
     def _default_comparator(self):
         """The fixed kernel ``sigmoid(-||z - z'||_1)`` for ``embedding_dim_``-wide embeddings."""
         kernel = SiameseKernel(self.embedding_dim_)
@@ -119,30 +116,14 @@ class SiameseClassifier(ComparatorClassifier):
             kernel.linear.bias.zero_()
         return kernel
 
-    def _fit_support(self, support, labels, n_classes):
+    def _fit_embeddings(self, support, labels, n_classes):
         self.embedding_dim_ = support[:1].flatten(1).shape[1]
-        expected = getattr(self.comparator, "embedding_dim", self.embedding_dim_)
-        if expected != self.embedding_dim_:
-            source = "X has" if self.encoder is None else "the encoder gives"
-            raise ValueError(
-                f"{type(self).__name__}: the comparator takes {expected}-dimensional "
-                f"embeddings (embedding_dim={expected}) but {source} "
-                f"{self.embedding_dim_}-dimensional ones. Meta-train with "
-                f"comparator__embedding_dim={self.embedding_dim_}, or pass "
-                f"SiameseKernel(embedding_dim={self.embedding_dim_})."
-            )
-        super()._fit_support(support, labels, n_classes)
+        super()._fit_embeddings(support, labels, n_classes)
 
-    def _configure_comparator(self, comparator, support):
-        # The kernel computes in the embeddings' dtype (float64 features stay float64).
-        comparator.to(support.dtype)
-        # "sum" is scored in log space, so that the normalisation cannot underflow.
-        comparator.aggregation = "log_sum" if self.aggregation == "sum" else "max"
-        return comparator
-
-    def _scores(self, query):
+    def _compare(self, support, support_labels, query):
         """Log of the aggregated kernel values of each class, (n_query, n_classes)."""
-        scores = super()._scores(query)
-        if self.aggregation == "max":  # max pair logit -> log of the max kernel value
-            scores = torch.nn.functional.logsigmoid(scores)
-        return scores
+        logits = self.comparator_.pair_logits(support, query)
+        if self.aggregation == "sum":  # in log space, so that the normalisation cannot underflow
+            return aggregate_pair_logits(logits, support_labels, "log_sum")
+        # max pair logit -> log of the max kernel value
+        return torch.nn.functional.logsigmoid(aggregate_pair_logits(logits, support_labels, "max"))

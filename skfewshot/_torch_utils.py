@@ -7,20 +7,6 @@ import numpy as np
 import torch
 
 
-def check_device(device, *, owner):
-    """Return a :class:`torch.device`, with a clear error for unusable ones."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"{owner}: invalid device {device!r} ({exc}).") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"{owner}: device={str(device)!r} was requested but CUDA is not available "
-            "on this machine; use device='cpu'."
-        )
-    return device
-
-
 @contextlib.contextmanager
 def torch_seed(seed):
     """Run a block with torch's CPU random generator seeded, restoring it after."""
@@ -33,7 +19,8 @@ def channels_last(module):
     """Put the 2-D convolution weights of ``module`` in channels-last memory format.
 
     On CPU, oneDNN's convolutions run this layout about 1.5x faster in
-    training and 2x faster in inference (``benchmarks/protonet_speed.py``);
+    training and 2x faster in inference (``benchmarks/training_speed.py`` and
+    ``benchmarks/evaluation_speed.py`` run it);
     the arithmetic is unchanged. Uninitialised (lazy) layers are left alone.
     Returns ``module``, converted in place.
     """
@@ -45,13 +32,8 @@ def channels_last(module):
     return module
 
 
-def frozen_copy(module, device, *, name="encoder"):
+def frozen_copy(module, device):
     """An evaluation-mode copy of ``module`` on ``device``; the original is untouched."""
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(
-            f"{name} must be a torch.nn.Module instance or None, got {type(module).__name__}. "
-            f"Pass an instance such as Conv4(), or a meta-learned one (learner.{name}_)."
-        )
     return channels_last(copy.deepcopy(module).to(device).eval())
 
 
@@ -70,7 +52,9 @@ def encoder_errors(encoder, shape, *, owner):
 
 
 def as_tensor(X, device):
-    """``X`` (an array) as a tensor on ``device``, without a copy where possible."""
+    """``X`` (an array or a tensor) as a tensor on ``device``, without a copy where possible."""
+    if isinstance(X, torch.Tensor):
+        return X.to(device)
     X = np.ascontiguousarray(X)
     return torch.from_numpy(X if X.flags.writeable else X.copy()).to(device)
 

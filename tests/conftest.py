@@ -72,3 +72,20 @@ def omniglot_small():
     from skfewshot.datasets import fetch_omniglot
 
     return fetch_omniglot("background_small1", data_home=home, download_if_missing=False)
+
+
+@pytest.fixture
+def mlp():
+    """A small seeded MLP encoder of 64-feature vectors (digits) into 16 dimensions."""
+    from skfewshot.nn import MLP
+
+    torch.manual_seed(0)
+    return MLP(64, hidden_features=(32,), out_features=16)
+
+
+@pytest.fixture
+def base_novel(digits):
+    """Digits 0-5 as base classes, 6-9 as novel ones: ``X_base, y_base, X_novel, y_novel``."""
+    X, y = digits
+    base = y < 6
+    return X[base], y[base], X[~base], y[~base]

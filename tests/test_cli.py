@@ -89,7 +89,7 @@ def test_benchmark_command_runs_gradient_methods_on_images(tmp_path):
             "4",
             "--test-episodes",
             "5",
-            "--test-steps",
+            "--test-inner-steps",
             "2",
             "--ways",
             "5",

@@ -7,7 +7,7 @@ from sklearn.model_selection import cross_val_score
 
 from skfewshot import EmbeddingTransformer
 from skfewshot.datasets import fetch_omniglot, rotate_classes
-from skfewshot.meta import ProtoNetLearner
+from skfewshot.meta import PrototypicalLearner
 from skfewshot.metrics import mean_confidence_interval
 from skfewshot.model_selection import EpisodicSplit
 from skfewshot.nn import Conv4
@@ -27,7 +27,7 @@ def lake_protocol():
 
 def test_protonet_meta_training_on_omniglot(lake_protocol):
     X_base, y_base, X_novel, y_novel = lake_protocol
-    learner = ProtoNetLearner(
+    learner = PrototypicalLearner(
         Conv4,
         n_way=20,
         n_shot=5,

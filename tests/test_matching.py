@@ -1,21 +1,18 @@
 """Matching Networks: the comparator's math, the meta-learner and the few-shot classifier."""
 
-import joblib
 import numpy as np
 import pytest
 import torch
 from conftest import TinyEncoder
+from methods import tiny_learner
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import LabelEncoder, StandardScaler
 from torch import nn
 
 from skfewshot import MatchingClassifier
-from skfewshot.meta import MatchingNetLearner
 from skfewshot.model_selection import EpisodicSplit
-from skfewshot.nn import MLP, Conv4, MatchingAttention
+from skfewshot.nn import MatchingAttention
 
 
 class FoldEncoder(nn.Module):
@@ -185,25 +182,6 @@ def test_classifier_probabilities_are_the_attention_over_labels(digits):
     np.testing.assert_array_equal(clf.predict(X[60:90]), clf.classes_[expected.argmax(1)])
 
 
-@pytest.mark.parametrize("fce", [False, True])
-def test_queries_are_scored_independently(fce):
-    rng = np.random.RandomState(3)
-    support = torch.as_tensor(rng.randn(8, 4), dtype=torch.float32)
-    labels = torch.as_tensor([0, 1, 2, 3] * 2)
-    query = torch.as_tensor(rng.randn(6, 4), dtype=torch.float32)
-    module = (_fce(4) if fce else MatchingAttention()).eval()
-    with torch.no_grad():
-        together = module(support, labels, query)
-        alone = torch.cat([module(support, labels, query[i : i + 1]) for i in range(6)])
-        torch.testing.assert_close(together, alone)
-
-    X, y = rng.randn(30, 4).astype(np.float32), np.arange(30) % 3
-    clf = MatchingClassifier(comparator=module).fit(X[:12], y[:12])
-    batched = clf.predict_proba(X[12:])
-    one_by_one = clf.set_params(batch_size=1).fit(X[:12], y[:12]).predict_proba(X[12:])
-    np.testing.assert_allclose(batched, one_by_one, rtol=1e-5, atol=1e-7)
-
-
 def test_support_order_full_context_embeddings_and_plain_attention():
     rng = np.random.RandomState(4)
     X, y = rng.randn(12, 4).astype(np.float32), np.repeat([0, 1, 2], 4)
@@ -242,7 +220,7 @@ def test_float64_features_with_full_context_embeddings():
 
 @pytest.fixture(scope="module")
 def trained():
-    """A MatchingNetLearner (FCE) meta-trained briefly on digits 0-5, its novel classes."""
+    """A MatchingLearner (FCE) meta-trained briefly on digits 0-5, its novel classes."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
@@ -253,38 +231,7 @@ def trained():
 
 
 def _learner(**params):
-    defaults = dict(
-        encoder=MLP,
-        encoder__in_features=64,
-        encoder__hidden_features=(32,),
-        encoder__out_features=16,
-        comparator__embedding_dim=16,
-        n_way=3,
-        n_shot=2,
-        n_query=3,
-        episodes_per_epoch=10,
-        max_epochs=2,
-        verbose=0,
-        random_state=0,
-    )
-    return MatchingNetLearner(**{**defaults, **params})
-
-
-def test_to_classifier_scores_like_the_meta_trained_model(trained):
-    learner, X, y = trained
-    clf = learner.to_classifier()
-    assert isinstance(clf, MatchingClassifier)
-    assert clf.comparator is not learner.comparator_ and clf.comparator.fce
-    support, query = next(EpisodicSplit(3, 2, 4, n_episodes=1, random_state=0).split(X, y))
-    proba = clf.fit(X[support], y[support]).predict_proba(X[query])
-    module = learner.module_.eval()
-    with torch.no_grad():
-        scores = module(
-            torch.as_tensor(X[support]),
-            torch.as_tensor(LabelEncoder().fit_transform(y[support])),
-            torch.as_tensor(X[query]),
-        )
-    np.testing.assert_allclose(proba, scores.exp().numpy(), rtol=1e-5, atol=1e-7)
+    return tiny_learner("matching", **params)
 
 
 def test_without_fce_the_classifier_scores_the_learners_episodes(digits):
@@ -297,103 +244,7 @@ def test_without_fce_the_classifier_scores_the_learners_episodes(digits):
     assert learner.score(X[~base], y[~base], n_episodes=30) == pytest.approx(scores.mean())
 
 
-def test_fit_leaves_encoder_and_comparator_untouched(trained):
-    learner, X, y = trained
-    encoder, comparator = learner.encoder_.train(), learner.comparator_.train()
-    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (encoder, comparator)]
-    clf = MatchingClassifier(encoder, comparator).fit(X[:30], y[:30])
-    clf.predict(X[30:60])
-    for module, state in zip((encoder, comparator), before, strict=True):
-        assert module.training
-        for key, value in module.state_dict().items():
-            assert torch.equal(value, state[key])
-    assert clf.comparator_ is not comparator and not clf.comparator_.training
-
-
-def test_clone_pipeline_cross_val_and_grid_search(digits, trained):
-    learner, _, _ = trained
-    X, y = digits
-    clf = learner.to_classifier()
-    cloned = clone(clf)
-    assert cloned.comparator is not clf.comparator and cloned.comparator.read_steps == 5
-
-    cv = EpisodicSplit(n_way=5, n_shot=1, n_query=10, n_episodes=30, random_state=0)
-    pipe = make_pipeline(
-        StandardScaler(), MatchingClassifier(comparator=MatchingAttention(scale=10.0))
-    )
-    scores = cross_val_score(pipe, X, y, cv=cv)
-    assert scores.shape == (30,) and scores.mean() > 0.6
-
-    # With one shot the scale cannot change a prediction; with five it sharpens the vote.
-    search = GridSearchCV(
-        MatchingClassifier(),
-        {"comparator": [MatchingAttention(scale=1.0), MatchingAttention(scale=20.0)]},
-        cv=EpisodicSplit(n_way=5, n_shot=5, n_query=10, n_episodes=30, random_state=0),
-        refit=False,
-    ).fit(X, y)
-    means = search.cv_results_["mean_test_score"]
-    assert means.shape == (2,) and search.best_index_ == 1 and means[1] > means[0]
-
-
-def test_joblib_round_trip_identical_predictions(tmp_path, trained):
-    learner, X, y = trained
-    clf = learner.to_classifier().fit(X[:40], y[:40])
-    path = tmp_path / "matching.joblib"
-    joblib.dump(clf, path)
-    loaded = joblib.load(path)
-    np.testing.assert_array_equal(loaded.predict(X[40:]), clf.predict(X[40:]))
-    np.testing.assert_array_equal(loaded.predict_proba(X[40:]), clf.predict_proba(X[40:]))
-
-
-def test_any_number_of_ways_and_shots_at_test_time(trained):
-    learner, X, y = trained
-    clf = learner.to_classifier()
-    for n_way, n_shot in [(2, 1), (4, 5)]:
-        cv = EpisodicSplit(n_way=n_way, n_shot=n_shot, n_query=5, n_episodes=5, random_state=0)
-        assert cross_val_score(clf, X, y, cv=cv).shape == (5,)
-    uneven = np.r_[np.flatnonzero(y == 6)[:1], np.flatnonzero(y == 7)[:7]]
-    assert clf.fit(X[uneven], y[uneven]).predict_proba(X[:3]).shape == (3, 2)
-
-
 # -- the meta-learner ----------------------------------------------------------------
-
-
-def test_meta_training_improves_novel_class_accuracy(omniglot_small):
-    X, y = omniglot_small.data, omniglot_small.target
-    base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = dict(
-        encoder__hidden_channels=16,
-        encoder__out_channels=16,
-        comparator__embedding_dim=16,
-        n_way=10,
-        n_shot=1,
-        n_query=5,
-        episodes_per_epoch=50,
-        verbose=0,
-        random_state=0,
-    )
-    untrained = MatchingNetLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
-    trained = MatchingNetLearner(Conv4, max_epochs=4, **params).fit(X[base], y[base])
-    score = dict(n_way=5, n_shot=1, n_query=5, n_episodes=100)
-    before = untrained.score(X[~base], y[~base], **score)
-    after = trained.score(X[~base], y[~base], **score)
-    assert after > before + 0.1, (before, after)
-    assert trained.history_[-1, "train_loss"] < trained.history_[0, "train_loss"]
-    lstm = "comparator.query_lstm.weight_ih"
-    assert not torch.equal(
-        trained.module_.state_dict()[lstm], untrained.module_.state_dict()[lstm]
-    )  # FCE is trained too
-
-
-def test_same_random_state_same_weights_and_different_seed_differs(digits):
-    X, y = digits
-    a = _learner(random_state=3).fit(X, y).module_.state_dict()
-    b = _learner(random_state=3).fit(X, y).module_.state_dict()
-    c = _learner(random_state=4).fit(X, y).module_.state_dict()
-    assert any(key.startswith("comparator.") for key in a)
-    for key in a:
-        assert torch.equal(a[key], b[key])
-    assert any(not torch.equal(a[key], c[key]) for key in a)
 
 
 def test_learner_options_reach_the_comparator_and_classifier(digits):
@@ -411,23 +262,27 @@ def test_learner_errors(digits):
     X, y = digits
     with pytest.raises(
         ValueError,
-        match=r"encoder gives embeddings of 16 features.*"
-        r"comparator__embedding_dim=64.*"
-        r"Set comparator__embedding_dim=16",
+        match=r"MatchingLearner: the comparator MatchingAttention was built for embeddings "
+        r"of 64 features \(embedding_dim=64\), but the encoder gives embeddings of shape "
+        r"\(16,\), i.e. 16 features. Set comparator__embedding_dim=16",
     ):
         _learner(comparator__embedding_dim=64).fit(X, y)
-    with pytest.raises(ValueError, match="MatchingNetLearner: fce must be True or False"):
+    with pytest.raises(ValueError, match="MatchingLearner: fce must be True or False"):
         _learner(fce="yes").fit(X, y)
-    with pytest.raises(ValueError, match="MatchingNetLearner: read_steps must be an integer"):
+    with pytest.raises(ValueError, match="MatchingLearner: read_steps must be an integer"):
         _learner(read_steps=0).fit(X, y)
-    with pytest.raises(ValueError, match="MatchingNetLearner: scale must be a positive"):
+    with pytest.raises(ValueError, match="MatchingLearner: scale must be a positive"):
         _learner(scale=0).fit(X, y)
     with pytest.raises(ValueError, match="MatchingAttention: embedding_dim must be an"):
         _learner(comparator__embedding_dim=0).fit(X, y)
     with pytest.raises(TypeError, match="meta-learner: it does not label samples"):
         _learner(max_epochs=0).fit(X, y).predict(X)
-    # fce=False takes embeddings of any width.
-    _learner(fce=False, comparator__embedding_dim=64, max_epochs=1).fit(X, y)
+    # fce=False takes embeddings of any width, unless an embedding_dim is declared.
+    learner = _learner(fce=False, max_epochs=1)
+    del learner.comparator__embedding_dim
+    assert learner.fit(X, y).comparator_.embedding_dim is None
+    with pytest.raises(ValueError, match="Set comparator__embedding_dim=16"):
+        _learner(fce=False, comparator__embedding_dim=64, max_epochs=1).fit(X, y)
 
 
 BAD_INPUT = {
@@ -437,8 +292,9 @@ BAD_INPUT = {
         [0, 0, 1, 1],
         ValueError,
         (
-            r"MatchingClassifier: MatchingAttention was built with embedding_dim=8.*"
-            r"received embeddings of 5 features; build it with embedding_dim=5"
+            r"MatchingClassifier: the comparator MatchingAttention was built for embeddings "
+            r"of 8 features \(embedding_dim=8\), but X holds embeddings of shape \(5,\).*"
+            r"Set the comparator's embedding_dim=5"
         ),
     ),
     "comparator that is not a module": (

@@ -1,65 +1,21 @@
 """Meta-learners through the public API, on tiny encoders and small real data."""
 
-import joblib
 import numpy as np
 import pytest
 import torch
+from methods import tiny_learner
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
+from sklearn.model_selection import GridSearchCV, GroupKFold
 from skorch.callbacks import Checkpoint, EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from skfewshot import PrototypicalClassifier
-from skfewshot.meta import ProtoNetLearner, ValidClassSplit
-from skfewshot.model_selection import EpisodicSplit
+from skfewshot.meta import PrototypicalLearner, ValidClassSplit
 from skfewshot.nn import MLP, Conv4
 
 
 def _learner(**params):
-    defaults = dict(
-        encoder=MLP,
-        encoder__in_features=64,
-        encoder__hidden_features=(32,),
-        encoder__out_features=16,
-        n_way=3,
-        n_shot=2,
-        n_query=3,
-        episodes_per_epoch=10,
-        max_epochs=2,
-        verbose=0,
-        random_state=0,
-    )
-    return ProtoNetLearner(**{**defaults, **params})
-
-
-@pytest.fixture
-def base_novel(digits):
-    X, y = digits
-    base = y < 6
-    return X[base], y[base], X[~base], y[~base]
-
-
-def test_meta_training_improves_novel_class_accuracy(omniglot_small):
-    X, y = omniglot_small.data, omniglot_small.target
-    base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = dict(
-        encoder__hidden_channels=16,
-        encoder__out_channels=16,
-        n_way=10,
-        n_shot=1,
-        n_query=5,
-        episodes_per_epoch=50,
-        verbose=0,
-        random_state=0,
-    )
-    untrained = ProtoNetLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
-    trained = ProtoNetLearner(Conv4, max_epochs=4, **params).fit(X[base], y[base])
-    score = dict(n_way=5, n_shot=1, n_query=5, n_episodes=100)
-    before = untrained.score(X[~base], y[~base], **score)
-    after = trained.score(X[~base], y[~base], **score)
-    assert after > before + 0.1, (before, after)
-    assert trained.history_[-1, "train_acc"] > trained.history_[0, "train_acc"]
+    return tiny_learner("prototypical", **params)
 
 
 def test_same_random_state_same_weights_and_different_seed_differs(base_novel):
@@ -114,29 +70,6 @@ def test_skorch_callbacks_work(tmp_path, base_novel, capsys):
     assert learner.optimizer_.param_groups[0]["lr"] < 1e-3
 
 
-def test_to_classifier_and_sklearn_tools(tmp_path, base_novel):
-    X_base, y_base, X_novel, y_novel = base_novel
-    learner = _learner().fit(X_base, y_base)
-    clf = learner.to_classifier()
-    assert isinstance(clf, PrototypicalClassifier)
-    assert clf.encoder is not learner.encoder_
-    cv = EpisodicSplit(
-        n_way=3, n_shot=2, n_query=3, n_episodes=50, random_state=learner.random_state
-    )
-    scores = cross_val_score(clf, X_novel, y_novel, cv=cv)
-    # The learner scores the same episodes the same way.
-    assert learner.score(X_novel, y_novel, n_episodes=50) == pytest.approx(scores.mean())
-
-    path = tmp_path / "learner.joblib"
-    joblib.dump(learner, path)
-    loaded = joblib.load(path)
-    for key, value in learner.encoder_.state_dict().items():
-        assert torch.equal(loaded.encoder_.state_dict()[key], value)
-    assert loaded.score(X_novel, y_novel, n_episodes=20) == learner.score(
-        X_novel, y_novel, n_episodes=20
-    )
-
-
 def test_clone_set_params_and_grid_search_over_classes(base_novel):
     X_base, y_base, _, _ = base_novel
     learner = _learner()
@@ -174,7 +107,7 @@ def test_meta_learner_errors(base_novel):
 def test_conv4_on_omniglot_images(omniglot_small):
     X, y = omniglot_small.data, omniglot_small.target
     base = y < 100
-    learner = ProtoNetLearner(
+    learner = PrototypicalLearner(
         Conv4,
         encoder__hidden_channels=16,
         encoder__out_channels=16,

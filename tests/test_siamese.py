@@ -1,20 +1,14 @@
 """Siamese networks: the kernel comparator, SiameseLearner and SiameseClassifier."""
 
-import joblib
 import numpy as np
 import pytest
 import torch
 from conftest import TinyEncoder, check_bad_input
-from sklearn.base import clone
+from methods import tiny_learner
 from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from skfewshot import EmbeddingTransformer, SiameseClassifier
-from skfewshot.meta import SiameseLearner
-from skfewshot.model_selection import EpisodicSplit
-from skfewshot.nn import MLP, Conv4, OneHotLoss, Prototypes, SiameseKernel
+from skfewshot import SiameseClassifier
+from skfewshot.nn import Conv4, OneHotLoss, Prototypes, SiameseKernel
 
 # -- scikit-learn's checks --------------------------------------------------------------
 
@@ -127,25 +121,14 @@ def test_one_shot_bce_is_balanced_pairwise_bce():
     torch.testing.assert_close(loss, balanced)
 
 
-def test_kernel_errors(episode):
-    support, labels, query = episode
-    with pytest.raises(
-        ValueError,
-        match=r"embedding_dim=4\) got support embeddings of width 3"
-        r".*comparator__embedding_dim=3",
-    ):
-        SiameseKernel(4)(support, labels, query)
-    with pytest.raises(ValueError, match="aggregation must be one of"):
-        SiameseKernel(3, aggregation="mean")(support, labels, query)
+def test_kernel_errors():
+    with pytest.raises(ValueError, match="SiameseKernel: aggregation must be one of"):
+        SiameseKernel(3, aggregation="mean")
+    with pytest.raises(ValueError, match="SiameseKernel: embedding_dim must be an integer"):
+        SiameseKernel(0)
 
 
 # -- the classifier ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def mlp():
-    torch.manual_seed(0)
-    return MLP(64, hidden_features=(32,), out_features=16)
 
 
 def _trained_like_kernel(dim=16, seed=0):
@@ -200,65 +183,6 @@ def test_raw_pixels_do_not_underflow(omniglot_small):
     assert (clf.predict(X[query]) == y[query]).mean() > 0.4  # chance is 0.2
 
 
-def test_fit_leaves_encoder_and_comparator_untouched(digits, mlp):
-    X, y = digits
-    kernel = _trained_like_kernel()
-    mlp.train()
-    before = {k: v.clone() for k, v in [*mlp.state_dict().items(), *kernel.state_dict().items()]}
-    clf = SiameseClassifier(mlp, kernel, aggregation="sum").fit(X[:50].astype(np.float64), y[:50])
-    clf.predict(X[50:60])
-    assert kernel.aggregation == "max" and mlp.training  # the copies were changed instead
-    assert clf.comparator_ is not kernel and clf.comparator_.aggregation == "log_sum"
-    assert not clf.comparator_.training and not clf.encoder_.training
-    for key, value in [*mlp.state_dict().items(), *kernel.state_dict().items()]:
-        assert torch.equal(value, before[key]) and value.dtype == torch.float32
-
-
-def test_queries_are_scored_independently(digits):
-    X, y = digits
-    torch.manual_seed(0)
-    encoder = Conv4(hidden_channels=8, out_channels=8)  # batch norm: must be in eval mode
-    images = np.repeat(np.repeat(X.reshape(-1, 1, 8, 8), 2, 2), 2, 3)  # 16x16
-    clf = SiameseClassifier(encoder, _trained_like_kernel(8), batch_size=7)
-    clf.fit(images[:50], y[:50])
-    together = clf.predict_proba(images[50:70])
-    alone = np.vstack([clf.predict_proba(images[i : i + 1]) for i in range(50, 70)])
-    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-7)
-
-
-def test_clone_pipeline_cross_val_and_grid_search(digits, mlp):
-    X, y = digits
-    kernel = _trained_like_kernel()
-    clf = SiameseClassifier(mlp, kernel, aggregation="max")
-    cloned = clone(clf)
-    assert cloned.get_params()["aggregation"] == "max"
-    assert cloned.encoder is not mlp and cloned.comparator is not kernel
-
-    cv = EpisodicSplit(n_way=5, n_shot=1, n_query=10, n_episodes=30, random_state=0)
-    scores = cross_val_score(make_pipeline(StandardScaler(), SiameseClassifier()), X, y, cv=cv)
-    assert scores.shape == (30,) and scores.mean() > 0.6
-
-    cv = EpisodicSplit(n_way=5, n_shot=3, n_query=10, n_episodes=20, random_state=0)
-    search = GridSearchCV(clf, {"aggregation": ["sum", "max"]}, cv=cv, refit=False)
-    search.fit(X, y)
-    assert search.cv_results_["mean_test_score"].shape == (2,)
-    assert search.best_params_["aggregation"] in ("sum", "max")
-
-
-def test_joblib_round_trip_identical_predictions(tmp_path, digits, mlp):
-    X, y = digits
-    pipe = make_pipeline(EmbeddingTransformer(mlp), SiameseClassifier(None, _trained_like_kernel()))
-    for est in (
-        SiameseClassifier(mlp, _trained_like_kernel()).fit(X[:50], y[:50]),
-        pipe.fit(X[:50], y[:50]),
-    ):
-        path = tmp_path / "model.joblib"
-        joblib.dump(est, path)
-        loaded = joblib.load(path)
-        np.testing.assert_array_equal(loaded.predict(X[50:]), est.predict(X[50:]))
-        np.testing.assert_array_equal(loaded.predict_proba(X[50:]), est.predict_proba(X[50:]))
-
-
 X_IMG = np.random.RandomState(0).rand(20, 1, 28, 28).astype(np.float32)
 Y_IMG = np.arange(20) % 4
 X_NAN = X_IMG.copy()
@@ -287,8 +211,8 @@ BAD_INPUT = {
         None,
         ValueError,
         (
-            r"takes 64-dimensional embeddings \(embedding_dim=64\) but X has "
-            r"3-dimensional ones.*comparator__embedding_dim=3"
+            r"SiameseKernel was built for embeddings of 64 features \(embedding_dim=64\), but "
+            r"X holds embeddings of shape \(3,\).*Set the comparator's embedding_dim=3"
         ),
     ),
     "comparator width differs from the encoder's": (
@@ -297,7 +221,7 @@ BAD_INPUT = {
         Y_IMG,
         None,
         ValueError,
-        "the encoder gives 16-dimensional ones.*comparator__embedding_dim=16",
+        r"the encoder gives embeddings of shape \(16,\).*Set the comparator's embedding_dim=16",
     ),
     "NaN in query": (
         SiameseClassifier(Conv4()),
@@ -351,50 +275,7 @@ def test_bad_input_table(case):
 
 
 def _learner(**params):
-    defaults = {
-        "encoder": MLP,
-        "encoder__in_features": 64,
-        "encoder__hidden_features": (32,),
-        "encoder__out_features": 16,
-        "comparator__embedding_dim": 16,
-        "n_way": 3,
-        "n_query": 3,
-        "episodes_per_epoch": 10,
-        "max_epochs": 2,
-        "verbose": 0,
-        "random_state": 0,
-    }
-    return SiameseLearner(**{**defaults, **params})
-
-
-@pytest.fixture
-def base_novel(digits):
-    X, y = digits
-    base = y < 6
-    return X[base], y[base], X[~base], y[~base]
-
-
-def test_meta_training_improves_novel_class_accuracy(omniglot_small):
-    X, y = omniglot_small.data, omniglot_small.target
-    base = y < 100  # meta-train on 100 characters, test on the 36 others
-    params = {
-        "encoder__hidden_channels": 16,
-        "encoder__out_channels": 16,
-        "comparator__embedding_dim": 16,
-        "n_way": 5,
-        "n_query": 5,
-        "episodes_per_epoch": 30,
-        "lr": 3e-3,
-        "verbose": 0,
-        "random_state": 0,
-    }
-    untrained = SiameseLearner(Conv4, max_epochs=0, **params).fit(X[base], y[base])
-    trained = SiameseLearner(Conv4, max_epochs=2, **params).fit(X[base], y[base])
-    score = {"n_way": 5, "n_shot": 1, "n_query": 5, "n_episodes": 60}
-    before = untrained.score(X[~base], y[~base], **score)
-    after = trained.score(X[~base], y[~base], **score)
-    assert after > before + 0.1, (before, after)
-    assert trained.history_[-1, "train_loss"] < trained.history_[0, "train_loss"]
+    return tiny_learner("siamese", **params)
 
 
 def test_criterion_is_balanced_pairwise_bce_from_n_way(base_novel):
@@ -417,42 +298,12 @@ def test_several_shots_train_on_the_closest_pairs(base_novel):
     assert 0 <= learner.score(X_novel, y_novel, n_episodes=20) <= 1
 
 
-def test_same_random_state_same_weights_and_different_seed_differs(base_novel):
-    X_base, y_base, _, _ = base_novel
-    a = _learner(random_state=3).fit(X_base, y_base).module_.state_dict()
-    b = _learner(random_state=3).fit(X_base, y_base).module_.state_dict()
-    c = _learner(random_state=4).fit(X_base, y_base).module_.state_dict()
-    assert any(key.startswith("comparator.") for key in a)
-    for key in a:
-        assert torch.equal(a[key], b[key])
-    assert any(not torch.equal(a[key], c[key]) for key in a)
-
-
-def test_to_classifier_scores_like_the_learner(base_novel):
-    X_base, y_base, X_novel, y_novel = base_novel
-    learner = _learner().fit(X_base, y_base)
-    clf = learner.to_classifier()
-    assert isinstance(clf, SiameseClassifier) and clf.aggregation == "max"
-    assert clf.comparator is not learner.comparator_ and clf.encoder is not learner.encoder_
-    cv = EpisodicSplit(
-        n_way=3, n_shot=2, n_query=3, n_episodes=40, random_state=learner.random_state
-    )
-    scores = cross_val_score(clf, X_novel, y_novel, cv=cv)
-    assert learner.score(X_novel, y_novel, n_shot=2, n_episodes=40) == pytest.approx(scores.mean())
-    # Precomputed embeddings score the same episodes identically.
-    Z = EmbeddingTransformer(learner.encoder_).fit_transform(X_novel)
-    precomputed = cross_val_score(learner.to_classifier(encoder=None), Z, y_novel, cv=cv)
-    np.testing.assert_array_equal(precomputed, scores)
-    summed = cross_val_score(learner.to_classifier(aggregation="sum"), X_novel, y_novel, cv=cv)
-    assert summed.shape == (40,)
-
-
 def test_meta_learner_errors(base_novel):
     X_base, y_base, _, _ = base_novel
     with pytest.raises(
         ValueError,
-        match=r"got support embeddings of width 16.*"
-        r"comparator__embedding_dim=16",
+        match=r"SiameseLearner: .* embeddings of shape \(16,\), i.e. 16 features. "
+        r"Set comparator__embedding_dim=16",
     ):
         _learner(comparator__embedding_dim=64).fit(X_base, y_base)
     with pytest.raises(ValueError, match="aggregation must be 'max', got 'sum'"):

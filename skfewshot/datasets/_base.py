@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from .._params import check_integer
+from .._param_validation import Integer
 
 __all__ = ["get_data_home"]
 
@@ -75,7 +75,7 @@ def get_data_home(data_home=None) -> str:
 
 def _check_image_size(image_size):
     """Return `image_size` as an int, or raise a ValueError if it is not positive."""
-    return check_integer(image_size, "image_size")
+    return Integer(1).check(image_size, "image_size")
 
 
 def _get_fallback_cache_home() -> str:

@@ -1,31 +1,32 @@
 """Meta-learners: skorch nets that meta-train few-shot models over episodes."""
 
-from ._base import BaseEpisodicLearner, EpisodicLearner
+from ._base import ComparatorLearner, EpisodicLearner, GradientLearner
 from ._episodes import Episode, EpisodeLoader, ValidClassSplit
-from ._maml import (
+from ._gradient import (
     ANILLearner,
     LearnedOptimizerLearner,
     MAMLLearner,
     MetaSGDLearner,
     ReptileLearner,
 )
-from ._matching import MatchingNetLearner
-from ._protonet import ProtoNetLearner
-from ._relation import RelationNetLearner
+from ._matching import MatchingLearner
+from ._prototypical import PrototypicalLearner
+from ._relation import RelationLearner
 from ._siamese import SiameseLearner
 
 __all__ = [
     "ANILLearner",
-    "BaseEpisodicLearner",
+    "ComparatorLearner",
     "Episode",
     "EpisodeLoader",
     "EpisodicLearner",
+    "GradientLearner",
     "LearnedOptimizerLearner",
     "MAMLLearner",
-    "MatchingNetLearner",
+    "MatchingLearner",
     "MetaSGDLearner",
-    "ProtoNetLearner",
-    "RelationNetLearner",
+    "PrototypicalLearner",
+    "RelationLearner",
     "ReptileLearner",
     "SiameseLearner",
     "ValidClassSplit",

@@ -1,4 +1,10 @@
-"""The one episodic training loop: a skorch NeuralNet whose batches are episodes."""
+"""The bases of the meta-learners: the one episodic training loop and its two families.
+
+* :class:`EpisodicLearner`: a skorch net whose batches are meta-batches of
+  episodes; every method trains in this loop.
+* :class:`ComparatorLearner`: an encoder and a comparator (the metric methods).
+* :class:`GradientLearner`: an encoder adapted by an update rule (the MAML family).
+"""
 
 import copy
 
@@ -9,30 +15,45 @@ from sklearn.utils.validation import check_array, column_or_1d
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
 
-from .._params import check_integer
-from .._torch_utils import channels_last, torch_seed
+from .._param_validation import Integer, Positive, validate_params
+from .._torch_utils import channels_last, encoder_errors, torch_seed
+from .._validation import Component, Device, check_embedding_dim
 from ..model_selection import EpisodeSampler
+from ..model_selection._episodes import EPISODE_CONSTRAINTS
 from ..nn import Conv4, EpisodeModel
+from ..nn._adaptation import (
+    ADAPTATION_CONSTRAINTS,
+    GradientAdaptation,
+    GradientStep,
+    adapted_shapes,
+)
 from ._episodes import EpisodeLoader
 
 _MAX_SEED = np.iinfo(np.int32).max
 
 
-class BaseEpisodicLearner(NeuralNet):
+class EpisodicLearner(NeuralNet):
     """The training loop of every meta-learner: a skorch net whose batches are episodes.
 
     skorch's loop (callbacks, history, checkpoints, learning-rate schedules,
-    devices) over episodes drawn by the one
+    devices) over meta-batches of episodes drawn by the one
     :class:`~skfewshot.model_selection.EpisodeSampler`. The ``module``
     maps an episode ``(support, support_labels, query)`` to one row of
     class scores per query, and ``criterion`` compares them with the
-    episode-local query labels. A subclass names its *components*
-    (``encoder`` and e.g. ``comparator`` or ``rule``), torch modules given
-    as classes (configured with ``<component>__*`` parameters) or
-    instances (copied), and builds the module from them in
-    :meth:`_module_components`. Use :class:`EpisodicLearner` for an
-    encoder and a comparator, or the gradient-based learners such as
-    :class:`MAMLLearner`.
+    episode-local query labels.
+
+    A method is a subclass that declares, as class attributes:
+
+    * ``classifier_class``: its few-shot classifier (:meth:`to_classifier`);
+    * ``components``: the names of its torch-module parameters (``encoder``
+      and e.g. ``comparator`` or ``rule``), each given as a class
+      (configured with ``<name>__*`` parameters) or an instance (copied);
+    * ``_parameter_constraints``: the constraints of its own parameters,
+      checked when the learner is initialised;
+
+    and implements :meth:`_module_components` (or inherits it from
+    :class:`ComparatorLearner` or :class:`GradientLearner`) and, where its
+    own parameters set those of the objects it builds, :meth:`_defaults`.
 
     Parameters
     ----------
@@ -83,9 +104,32 @@ class BaseEpisodicLearner(NeuralNet):
         Per-epoch losses and episodic accuracies (``train_acc``, ``valid_acc``).
     """
 
+    #: The few-shot classifier class of the method.
+    classifier_class = None
+
     #: The torch-module parameters of the learner, each with a ``<name>__*`` prefix.
     components = ("encoder",)
-    prefixes_ = NeuralNet.prefixes_ + ["encoder"]
+
+    # skorch's parameter prefixes and the components', derived for every subclass.
+    prefixes_ = [*NeuralNet.prefixes_, *components]
+
+    #: Parameters of a parent class that this learner refuses, with the reason.
+    _refused_params = {}
+
+    _parameter_constraints = {
+        "encoder": Component(),
+        **EPISODE_CONSTRAINTS,
+        "episodes_per_epoch": Integer(1),
+        "meta_batch_size": Integer(1),
+        "valid_episodes": Integer(1),
+        "max_epochs": Integer(0),
+        "lr": Positive(),
+        "device": Device(none=True),
+    }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.prefixes_ = [*NeuralNet.prefixes_, *cls.components]
 
     def __init__(
         self,
@@ -137,44 +181,47 @@ class BaseEpisodicLearner(NeuralNet):
         ]
         return callbacks
 
-    # -- building ---------------------------------------------------------
+    # -- parameters -------------------------------------------------------
 
-    def _encoder_params(self):
-        """Defaults of the encoder's constructor for this method (``encoder__*`` win)."""
+    def _check_params(self):
+        """Check the learner's parameters against ``_parameter_constraints``."""
+        owner = type(self).__name__
+        for name, reason in self._refused_params.items():
+            if name in vars(self):
+                raise ValueError(f"{owner} does not take {name}: {reason}.")
+        params = {name: getattr(self, name) for name in self._parameter_constraints}
+        validate_params(params, self._parameter_constraints, owner=owner)
+
+    def initialize(self):
+        """Check the parameters, then build the module, criterion and optimizer (skorch)."""
+        self._check_params()
+        return super().initialize()
+
+    def _validate_params(self):
+        super()._validate_params()
+        self._check_params()
+
+    def _defaults(self):
+        """Parameters of the objects the learner builds that follow its own parameters.
+
+        Returns ``{"<name>__<param>": value}``, ``<name>`` being a component,
+        ``"module"``, ``"criterion"`` or ``"classifier"`` (the arguments of
+        :meth:`to_classifier`, where those the classifier does not take are
+        left out). Explicit ``<name>__<param>`` parameters (and
+        :meth:`to_classifier` arguments) win.
+        """
         return {}
 
-    def _build(self, name, defaults=None):
-        """Instantiate the ``encoder`` or ``comparator`` parameter (class or instance)."""
-        component = getattr(self, name)
-        params = {**(defaults or {}), **self.get_params_for(name)}
-        if isinstance(component, torch.nn.Module):
-            if self.get_params_for(name):
-                raise ValueError(
-                    f"{name}__* parameters ({sorted(self.get_params_for(name))}) need {name} "
-                    f"to be a class, but it is an instance; pass the class, e.g. "
-                    f"{name}={type(component).__name__}."
-                )
-            return copy.deepcopy(component)
-        if callable(component):
-            return component(**params)
-        raise TypeError(f"{name} must be a torch.nn.Module class or instance, got {component!r}.")
-
-    def _module_components(self):
-        """The keyword arguments ``module`` is built with (before ``module__*``)."""
-        raise NotImplementedError
-
-    def initialize_module(self):
-        module = self.initialized_instance(
-            self.module,
-            {
-                **self._module_components(),
-                **self.get_params_for("module"),
-            },
-        )
-        self.module_ = channels_last(module)
-        return self
+    def _params_for(self, name):
+        """The keyword arguments ``name`` is built with: defaults, then explicit ones."""
+        prefix = f"{name}__"
+        defaults = {
+            k[len(prefix) :]: v for k, v in self._defaults().items() if k.startswith(prefix)
+        }
+        return {**defaults, **self.get_params_for(name)}
 
     def set_params(self, **kwargs):
+        before = self._defaults()
         own = {
             k: kwargs.pop(k)
             for k in list(kwargs)
@@ -184,14 +231,55 @@ class BaseEpisodicLearner(NeuralNet):
             setattr(self, key, value)
             self._params_to_validate.add(key)
         super().set_params(**kwargs)
-        if own and self.initialized_:
+        if not self.initialized_:
+            return self
+        changed = {k.split("__")[0] for k, v in self._defaults().items() if before.get(k) != v}
+        changed |= {k.split("__")[0] for k in own}
+        if changed & {*self.components, "module"}:
             self._validate_params()
             self._initialize_module(
-                reason="Re-initializing module because parameters of "
-                f"its components {self.components} changed."
+                reason=f"Re-initializing module because {sorted(changed)} parameters changed."
             )
             self._initialize_criterion()
             self._initialize_optimizer()
+        elif "criterion" in changed:
+            self._initialize_criterion(
+                reason="Re-initializing criterion because its parameters changed."
+            )
+        return self
+
+    # -- building ---------------------------------------------------------
+
+    def _build(self, name, **arguments):
+        """Instantiate the component ``name`` (class or instance) with its parameters.
+
+        ``arguments`` (e.g. shapes known only from another component) come
+        before the defaults and the explicit ``<name>__*`` parameters.
+        """
+        component = getattr(self, name)
+        if isinstance(component, torch.nn.Module):
+            if self.get_params_for(name):
+                raise ValueError(
+                    f"{name}__* parameters ({sorted(self.get_params_for(name))}) need {name} "
+                    f"to be a class, but it is an instance; pass the class, e.g. "
+                    f"{name}={type(component).__name__}."
+                )
+            return copy.deepcopy(component)
+        return component(**{**arguments, **self._params_for(name)})
+
+    def _module_components(self):
+        """The keyword arguments ``module`` is built with (before ``module__*``)."""
+        raise NotImplementedError
+
+    def initialize_module(self):
+        module = self.initialized_instance(
+            self.module, {**self._module_components(), **self._params_for("module")}
+        )
+        self.module_ = channels_last(module)
+        return self
+
+    def initialize_criterion(self):
+        self.criterion_ = self.initialized_instance(self.criterion, self._params_for("criterion"))
         return self
 
     @property
@@ -212,6 +300,19 @@ class BaseEpisodicLearner(NeuralNet):
             raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y)}.")
         return X, y
 
+    def _check_input(self, X):
+        """Check, on one sample, that the module takes the samples ``X`` (at fit)."""
+        encoder = self.module_.encoder
+        sample = torch.from_numpy(np.asarray(X[:1], dtype=np.float32))
+        sample = sample.to(next(encoder.parameters(), sample).device)
+        mode = encoder.training
+        try:
+            encoder.eval()
+            with torch.no_grad(), encoder_errors(encoder, sample.shape, owner=type(self).__name__):
+                return encoder(sample)
+        finally:
+            encoder.train(mode)
+
     def _sampler(self, y, *, what, n_way=None, n_shot=None, n_query=None):
         return EpisodeSampler(
             y,
@@ -224,9 +325,8 @@ class BaseEpisodicLearner(NeuralNet):
     def get_iterator(self, dataset, training=False):
         """An :class:`EpisodeLoader` over ``dataset``: training episodes are drawn
         afresh each epoch, validation episodes are the same at every epoch."""
-        X = torch.from_numpy(np.asarray(dataset.X, dtype=np.float32))
         if training:
-            check_integer(self.meta_batch_size, "meta_batch_size", owner=type(self).__name__)
+            X = torch.from_numpy(np.asarray(dataset.X, dtype=np.float32))
             sampler = self._sampler(dataset.y, what="training set")
             return EpisodeLoader(
                 X,
@@ -253,7 +353,7 @@ class BaseEpisodicLearner(NeuralNet):
         y : array-like of shape (n_samples,)
             Base class labels; episodes are drawn among these classes.
         **fit_params : dict
-            Passed to the head's ``forward``.
+            Passed to the module's ``forward``.
 
         Returns
         -------
@@ -270,6 +370,9 @@ class BaseEpisodicLearner(NeuralNet):
         if not hasattr(self, "_train_rng_"):
             self._seed_episodes(check_random_state(self.random_state).randint(_MAX_SEED, size=2))
         X, y = self._validate_base_data(X, y)
+        if not self.initialized_:
+            self.initialize()
+        self._check_input(X)
         return super().partial_fit(X, y, classes=classes, **fit_params)
 
     def _seed_episodes(self, seeds):
@@ -281,25 +384,36 @@ class BaseEpisodicLearner(NeuralNet):
         x = x.to(self.device)
         return self.module_(x.support, x.support_labels, x.query, **fit_params)
 
-    def train_step_single(self, batch, **fit_params):
-        """Forward and backward passes over one meta-batch of episodes.
+    def _run_episodes(self, batch, *, training, **fit_params):
+        """Losses and outputs of a meta-batch of episodes; in training, their gradients.
 
         The loss is the mean over the meta-batch's episodes; each episode's
         share of the gradient is accumulated right after its forward pass.
         """
-        self._set_training(True)
         episodes, targets = batch
         losses, y_preds = [], []
         for episode, y_true in zip(episodes, targets):
             y_pred = self.infer(episode, **fit_params)
-            loss = self.get_loss(y_pred, y_true, X=episode, training=True)
-            (loss / len(episodes)).backward()
+            loss = self.get_loss(y_pred, y_true, X=episode, training=training)
+            if training:
+                (loss / len(episodes)).backward()
             losses.append(loss.detach())
             # Detached: the episode's graph must not outlive its backward pass.
             y_preds.append(
                 tuple(p.detach() for p in y_pred) if isinstance(y_pred, tuple) else y_pred.detach()
             )
         return {"loss": torch.stack(losses).mean(), "y_pred": y_preds}
+
+    def train_step_single(self, batch, **fit_params):
+        """Forward and backward passes over one meta-batch of episodes."""
+        self._set_training(True)
+        return self._run_episodes(batch, training=True, **fit_params)
+
+    def validation_step(self, batch, **fit_params):
+        """Forward passes over one meta-batch of validation episodes (no meta-gradient)."""
+        self._set_training(False)
+        with torch.no_grad():
+            return self._run_episodes(batch, training=False, **fit_params)
 
     @staticmethod
     def _scores(y_pred):
@@ -314,12 +428,8 @@ class BaseEpisodicLearner(NeuralNet):
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if y_pred is None:
             return
-        name = "train_acc" if training else "valid_acc"
-        if training:  # a meta-batch of episodes
-            accuracy = np.mean([self.episode_accuracy(p, y) for p, y in zip(y_pred, batch[1])])
-        else:
-            accuracy = self.episode_accuracy(y_pred, batch[1])
-        self.history.record_batch(name, float(accuracy))
+        accuracy = np.mean([self.episode_accuracy(p, y) for p, y in zip(y_pred, batch[1])])
+        self.history.record_batch("train_acc" if training else "valid_acc", float(accuracy))
 
     # -- evaluation -------------------------------------------------------
 
@@ -335,7 +445,10 @@ class BaseEpisodicLearner(NeuralNet):
         n_way, n_shot, n_query : int, default=None
             The test episodes; None takes the training episodes' values.
         n_episodes : int, default=600
-            Number of test episodes, drawn from ``random_state``.
+            Number of test episodes, drawn from ``random_state``: the same
+            episodes as :class:`~skfewshot.model_selection.EpisodicSplit`
+            with that ``random_state`` draws, scored as ``to_classifier()``
+            scores them (classes in the order of its ``classes_``).
 
         Returns
         -------
@@ -346,10 +459,14 @@ class BaseEpisodicLearner(NeuralNet):
         X, y = self._validate_base_data(X, y)
         sampler = self._sampler(y, what="scored set", n_way=n_way, n_shot=n_shot, n_query=n_query)
         rng = check_random_state(self.random_state)
-        loader = EpisodeLoader(torch.from_numpy(X), sampler, n_episodes, rng)
-        accuracies = [
-            self.episode_accuracy(self.evaluation_step(batch), batch[1]) for batch in loader
-        ]
+        self._set_training(False)
+        accuracies = []
+        # Classes in the order of a classifier's classes_: the classifier's scores.
+        loader = EpisodeLoader(torch.from_numpy(X), sampler, n_episodes, rng, sort_classes=True)
+        for batch in loader:
+            with torch.no_grad():
+                y_pred = self._run_episodes(batch, training=False)["y_pred"]
+            accuracies += [self.episode_accuracy(p, t) for p, t in zip(y_pred, batch[1])]
         return float(np.mean(accuracies))
 
     def _not_a_classifier(self, *args, **kwargs):
@@ -360,13 +477,6 @@ class BaseEpisodicLearner(NeuralNet):
         )
 
     predict = predict_proba = forward = forward_iter = _not_a_classifier
-
-    #: The few-shot classifier class of the method (set by each learner).
-    classifier_class = None
-
-    def _classifier_params(self):
-        """Classifier parameters that mirror the learner's own (e.g. ``distance``)."""
-        return {}
 
     def to_classifier(self, **params):
         """A scikit-learn few-shot classifier holding copies of the meta-trained model.
@@ -386,15 +496,16 @@ class BaseEpisodicLearner(NeuralNet):
             Unfitted: ``fit`` it on a support set.
         """
         self.check_is_fitted()
-        params = {"device": self.device, **self._classifier_params(), **params}
         accepted = self.classifier_class().get_params()
+        defaults = {k: v for k, v in self._params_for("classifier").items() if k in accepted}
+        params = {"device": self.device, **defaults, **params}
         for name in self.components:
             if name in accepted and name not in params:
                 params[name] = copy.deepcopy(getattr(self.module_, name)).eval()
         return self.classifier_class(**params)
 
 
-class EpisodicLearner(BaseEpisodicLearner):
+class ComparatorLearner(EpisodicLearner):
     """Meta-train an encoder and a comparator over episodes of a base data set.
 
     The base of the metric-based learners. A method plugs in a *comparator*
@@ -402,24 +513,25 @@ class EpisodicLearner(BaseEpisodicLearner):
     comparator=<comparator>)``, by default an
     :class:`~skfewshot.nn.EpisodeModel`, which maps ``(support,
     support_labels, query)`` to one row of class scores per query; the loss
-    compares those scores with the episode-local query labels. The
-    training loop is :class:`BaseEpisodicLearner`'s.
+    compares those scores with the episode-local query labels. A comparator
+    that declares an ``embedding_dim`` is checked against the encoder's
+    output at fit. The training loop is :class:`EpisodicLearner`'s.
 
     Parameters
     ----------
+    encoder : torch.nn.Module class or instance, default=Conv4
+        The backbone being meta-trained. A class is instantiated with the
+        ``encoder__*`` parameters; an instance is copied.
     comparator : torch.nn.Module class or instance
         Scores queries against the support set from their embeddings, e.g.
         :class:`skfewshot.nn.Prototypes`. A class is instantiated with the
         ``comparator__*`` parameters; an instance is copied.
-    criterion : type of torch.nn.Module
+    criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
         The loss between the scores and the episode-local query labels.
-    encoder : torch.nn.Module class or instance, default=Conv4
-        The backbone being meta-trained. A class is instantiated with the
-        ``encoder__*`` parameters; an instance is copied.
     module : type of torch.nn.Module, default=EpisodeModel
         Built as ``module(encoder=..., comparator=..., **module_params)``.
     **kwargs
-        The training parameters of :class:`BaseEpisodicLearner` (``n_way``,
+        The training parameters of :class:`EpisodicLearner` (``n_way``,
         ``n_shot``, ``n_query``, ``episodes_per_epoch``, ``meta_batch_size``,
         ``max_epochs``, ``lr``, ``random_state``, ``train_split``, ...), any
         other :class:`skorch.NeuralNet` parameter, and prefixed parameters
@@ -438,24 +550,144 @@ class EpisodicLearner(BaseEpisodicLearner):
     """
 
     components = ("encoder", "comparator")
-    prefixes_ = NeuralNet.prefixes_ + ["encoder", "comparator"]
 
-    def __init__(self, comparator, criterion, encoder=Conv4, *, module=EpisodeModel, **kwargs):
+    _parameter_constraints = {**EpisodicLearner._parameter_constraints, "comparator": Component()}
+
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        comparator,
+        criterion=torch.nn.CrossEntropyLoss,
+        module=EpisodeModel,
+        **kwargs,
+    ):
         super().__init__(module, criterion, encoder, **kwargs)
         self.comparator = comparator
 
-    def _comparator_params(self):
-        """Constructor arguments of the comparator that the learner's own parameters set."""
-        return {}
-
     def _module_components(self):
-        return {
-            "encoder": self._build("encoder", self._encoder_params()),
-            "comparator": self._build("comparator", self._comparator_params()),
-        }
+        return {"encoder": self._build("encoder"), "comparator": self._build("comparator")}
+
+    def _check_input(self, X):
+        check_embedding_dim(
+            self.module_.comparator,
+            super()._check_input(X),
+            owner=type(self).__name__,
+            parameter="comparator__embedding_dim",
+        )
 
     @property
     def comparator_(self):
         """The meta-trained comparator."""
         self.check_is_fitted()
         return self.module_.comparator
+
+
+class GradientLearner(EpisodicLearner):
+    """Meta-train an encoder (and an update rule) through gradient-based adaptation.
+
+    The base of the optimization-based learners. Each training episode puts
+    a linear head sized to its classes on the encoder, adapts the encoder
+    and the head (or the head alone) to the support set by ``inner_steps``
+    updates of an update *rule* (a component: ``rule__*`` parameters
+    configure a class, which is built with the ``shapes`` of the adapted
+    tensors), and scores the queries with the adapted weights; the module is
+    a :class:`~skfewshot.nn.GradientAdaptation`. The training loop is
+    :class:`EpisodicLearner`'s.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module class or instance, default=Conv4
+        The network whose initialisation is meta-learned.
+    rule : torch.nn.Module class or instance, default=GradientStep
+        The update rule of the inner loop.
+    inner_steps : int, default=1
+        Inner steps per training episode.
+    head_init : {"zero", "prototypes"}, default="zero"
+        The per-episode head's initial weights.
+    transductive : bool, default=False
+        Normalise the queries with the query batch's batch-norm statistics
+        instead of the support set's.
+    n_way, n_shot, n_query : int, default=5, 1, 15
+        The training episodes.
+    meta_batch_size : int, default=4
+        Episodes per meta-update.
+    module : type of torch.nn.Module, default=GradientAdaptation
+        Built as ``module(encoder=..., rule=..., inner_steps=..., ...)``.
+    criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
+        The query loss.
+    **kwargs
+        The training parameters of :class:`EpisodicLearner` and any other
+        :class:`skorch.NeuralNet` parameter.
+    """
+
+    components = ("encoder", "rule")
+
+    _parameter_constraints = {
+        **EpisodicLearner._parameter_constraints,
+        "rule": Component(),
+        **{
+            name: ADAPTATION_CONSTRAINTS[name]
+            for name in ("inner_steps", "head_init", "transductive")
+        },
+    }
+
+    #: What the inner loop adapts: "all" (MAML) or "head" (ANIL).
+    _adapt = "all"
+
+    def __init__(
+        self,
+        encoder=Conv4,
+        *,
+        rule=GradientStep,
+        inner_steps=1,
+        head_init="zero",
+        transductive=False,
+        n_way=5,
+        n_shot=1,
+        n_query=15,
+        meta_batch_size=4,
+        module=GradientAdaptation,
+        criterion=torch.nn.CrossEntropyLoss,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion,
+            encoder,
+            n_way=n_way,
+            n_shot=n_shot,
+            n_query=n_query,
+            meta_batch_size=meta_batch_size,
+            **kwargs,
+        )
+        self.rule = rule
+        self.inner_steps = inner_steps
+        self.head_init = head_init
+        self.transductive = transductive
+
+    def _defaults(self):
+        shared = {
+            "inner_steps": self.inner_steps,
+            "head_init": self.head_init,
+            "transductive": self.transductive,
+        }
+        return {
+            "module__adapt": self._adapt,
+            **{f"module__{k}": v for k, v in shared.items()},
+            **{f"classifier__{k}": v for k, v in shared.items()},
+        }
+
+    def _module_components(self):
+        encoder = self._build("encoder")
+        try:
+            shapes = adapted_shapes(encoder, self._adapt)
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__}: {exc}") from exc
+        return {"encoder": encoder, "rule": self._build("rule", shapes=shapes)}
+
+    @property
+    def rule_(self):
+        """The update rule of the inner loop (with its meta-learned weights, if any)."""
+        self.check_is_fitted()
+        return self.module_.rule

@@ -33,7 +33,9 @@ class Episode:
 class EpisodeLoader:
     """Iterate over episodes of a data set, as skorch iterates over batches.
 
-    Each item is ``(Episode, query_labels)``. With an integer ``random_state``
+    Each item is a meta-batch ``([Episode, ...], [query_labels, ...])`` of
+    ``meta_batch_size`` episodes (the last one may be shorter); ``len`` is
+    the number of meta-batches. With an integer ``random_state``
     every pass yields the same episodes (for validation and scoring); with a
     :class:`numpy.random.RandomState` the passes continue its stream (for
     training, a fresh draw each epoch).
@@ -48,31 +50,33 @@ class EpisodeLoader:
         Episodes per pass.
     random_state : int or numpy.random.RandomState
         Source of the episodes.
-    meta_batch_size : int or None, default=None
-        None yields single episodes. An integer yields meta-batches, each a
-        pair of lists ``([Episode, ...], [query_labels, ...])`` of that many
-        episodes (the last one may be shorter); ``len`` is then the number
-        of meta-batches.
+    meta_batch_size : int, default=1
+        Episodes per meta-batch.
+    sort_classes : bool, default=False
+        Order each episode's classes as a few-shot classifier's ``classes_``
+        (see :meth:`EpisodeSampler.sample`), so that the episodes are scored
+        as the classifier scores them, also by order-sensitive models.
     """
 
-    def __init__(self, X, sampler, n_episodes, random_state, meta_batch_size=None):
+    def __init__(self, X, sampler, n_episodes, random_state, meta_batch_size=1, sort_classes=False):
         self.X = X
         self.sampler = sampler
         self.n_episodes = n_episodes
         self.random_state = random_state
         self.meta_batch_size = meta_batch_size
+        self.sort_classes = sort_classes
 
     def __len__(self):
-        if self.meta_batch_size is None:
-            return self.n_episodes
-        return int(np.ceil(self.n_episodes / self.meta_batch_size))
+        return -(-self.n_episodes // self.meta_batch_size)
 
     def _episodes(self):
         rng = self.random_state
         if not isinstance(rng, np.random.RandomState):
             rng = np.random.RandomState(rng)
         for _ in range(self.n_episodes):
-            support, query, support_labels, query_labels = self.sampler.sample(rng)
+            support, query, support_labels, query_labels = self.sampler.sample(
+                rng, sort_classes=self.sort_classes
+            )
             episode = Episode(
                 self.X[torch.from_numpy(support)],
                 torch.from_numpy(support_labels),
@@ -81,9 +85,6 @@ class EpisodeLoader:
             yield episode, torch.from_numpy(query_labels)
 
     def __iter__(self):
-        if self.meta_batch_size is None:
-            yield from self._episodes()
-            return
         episodes, labels = [], []
         for episode, query_labels in self._episodes():
             episodes.append(episode)

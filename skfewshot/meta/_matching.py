@@ -4,15 +4,11 @@ from torch import nn
 
 from .._matching import MatchingClassifier
 from ..nn import Conv4
-from ..nn._matching import (
-    EmbeddingDimensionError,
-    MatchingAttention,
-    check_matching_options,
-)
-from ._base import EpisodicLearner
+from ..nn._matching import MatchingAttention
+from ._base import ComparatorLearner
 
 
-class MatchingNetLearner(EpisodicLearner):
+class MatchingLearner(ComparatorLearner):
     """Meta-train an encoder with Matching Networks (Vinyals et al. 2016).
 
     Each training episode embeds support and query samples; each query
@@ -39,8 +35,9 @@ class MatchingNetLearner(EpisodicLearner):
     fce : bool, default=True
         Full context embeddings: the full Matching Networks model. The
         embeddings' width must then be ``comparator__embedding_dim``
-        (default 64, Conv4's on 28x28 images). False gives the plain cosine
-        attention on the encoder's embeddings, with no comparator weights.
+        (default 64 with ``fce=True``, Conv4's on 28x28 images). False gives
+        the plain cosine attention on the encoder's embeddings, with no
+        comparator weights, for embeddings of any width.
     read_steps : int, default=5
         Steps of the attention LSTM with ``fce=True``.
     scale : float, default=1.0
@@ -53,7 +50,7 @@ class MatchingNetLearner(EpisodicLearner):
     random_state : int, RandomState instance or None, default=None
         Seeds episodes and weight initialisation.
     **kwargs
-        Any other :class:`EpisodicLearner` / :class:`skorch.NeuralNet`
+        Any other :class:`ComparatorLearner` / :class:`skorch.NeuralNet`
         parameter: ``train_split``, ``valid_episodes``, ``callbacks``,
         ``optimizer``, ``verbose``, ``encoder__*``, ``comparator__embedding_dim``, ...
 
@@ -79,11 +76,11 @@ class MatchingNetLearner(EpisodicLearner):
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from skfewshot.meta import MatchingNetLearner
+    >>> from skfewshot.meta import MatchingLearner
     >>> from skfewshot.nn import MLP
     >>> X, y = load_digits(return_X_y=True)
     >>> base, novel = y < 6, y >= 6
-    >>> learner = MatchingNetLearner(MLP, encoder__out_features=32,
+    >>> learner = MatchingLearner(MLP, encoder__out_features=32,
     ...                              comparator__embedding_dim=32, n_way=5, n_shot=1,
     ...                              n_query=5, max_epochs=2, episodes_per_epoch=20,
     ...                              verbose=0, random_state=0)
@@ -91,60 +88,36 @@ class MatchingNetLearner(EpisodicLearner):
     >>> clf = learner.to_classifier().fit(X[novel][:20] / 16, y[novel][:20])
     """
 
+    classifier_class = MatchingClassifier
+
+    _parameter_constraints = {
+        **ComparatorLearner._parameter_constraints,
+        **{
+            name: MatchingAttention._parameter_constraints[name]
+            for name in ("fce", "read_steps", "scale")
+        },
+    }
+
     def __init__(
         self,
         encoder=Conv4,
         *,
-        n_way=20,
-        n_shot=5,
-        n_query=5,
-        episodes_per_epoch=100,
-        max_epochs=30,
-        lr=1e-3,
         fce=True,
         read_steps=5,
         scale=1.0,
-        device="cpu",
-        random_state=None,
         comparator=MatchingAttention,
         criterion=nn.NLLLoss,
         **kwargs,
     ):
-        super().__init__(
-            comparator,
-            criterion,
-            encoder,
-            n_way=n_way,
-            n_shot=n_shot,
-            n_query=n_query,
-            episodes_per_epoch=episodes_per_epoch,
-            max_epochs=max_epochs,
-            lr=lr,
-            device=device,
-            random_state=random_state,
-            **kwargs,
-        )
+        super().__init__(encoder, comparator=comparator, criterion=criterion, **kwargs)
         self.fce = fce
         self.read_steps = read_steps
         self.scale = scale
 
-    def _comparator_params(self):
-        check_matching_options(
-            fce=self.fce, read_steps=self.read_steps, scale=self.scale, owner=type(self).__name__
-        )
-        return {"fce": self.fce, "read_steps": self.read_steps, "scale": self.scale}
-
-    classifier_class = MatchingClassifier
-
-    def infer(self, x, **fit_params):
-        """Log class probabilities of one episode's queries."""
-        try:
-            return super().infer(x, **fit_params)
-        except EmbeddingDimensionError as exc:
-            raise ValueError(
-                f"{type(self).__name__}: the encoder gives embeddings of {exc.got} features, "
-                f"but the full-context-embedding LSTMs were built for "
-                f"comparator__embedding_dim={exc.expected}. Set "
-                f"comparator__embedding_dim={exc.got}, or use an encoder with "
-                f"{exc.expected} outputs (or fce=False, which takes any width)."
-            ) from exc
+    def _defaults(self):
+        return {
+            "comparator__embedding_dim": 64 if self.fce else None,
+            "comparator__fce": self.fce,
+            "comparator__read_steps": self.read_steps,
+            "comparator__scale": self.scale,
+        }

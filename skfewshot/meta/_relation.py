@@ -3,14 +3,14 @@
 from .._relation import RelationClassifier
 from ..nn import Conv4, OneHotLoss
 from ..nn._relation import RelationModule
-from ._base import EpisodicLearner
+from ._base import ComparatorLearner
 
 #: Parameters the default encoder class, Conv4, is built with: 64x7x7 feature
 #: maps of 28x28 images, as in the paper.
 CONV4_MAP_PARAMS = {"flatten": False, "pooled_blocks": 2}
 
 
-class RelationNetLearner(EpisodicLearner):
+class RelationLearner(ComparatorLearner):
     """Meta-train an encoder and a relation module with Relation Networks (Sung et al. 2018).
 
     Each training episode embeds support and query samples into feature
@@ -45,15 +45,15 @@ class RelationNetLearner(EpisodicLearner):
     random_state : int, RandomState instance or None, default=None
         Seeds episodes and weight initialisation.
     comparator : torch.nn.Module class or instance, default=RelationModule
-        The relation module. Its ``comparator__in_channels`` (default 64)
+        The relation module. Its ``comparator__embedding_dim`` (default 64)
         must be the encoder's output channels; ``comparator__hidden_channels``
         (64), ``comparator__hidden_features`` (8) and
-        ``comparator__aggregate`` (``"sum"``) set the rest.
+        ``comparator__aggregation`` (``"sum"``) set the rest.
     criterion : type of torch.nn.Module, default=OneHotLoss
         The loss on the relation scores; ``criterion__loss`` defaults to
         ``"mse"``, the paper's.
     **kwargs
-        Any other :class:`EpisodicLearner` / :class:`skorch.NeuralNet`
+        Any other :class:`ComparatorLearner` / :class:`skorch.NeuralNet`
         parameter: ``train_split``, ``valid_episodes``, ``callbacks``,
         ``optimizer``, ``verbose``, ``encoder__*``, ``comparator__*``, ...
 
@@ -79,53 +79,25 @@ class RelationNetLearner(EpisodicLearner):
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from skfewshot.meta import RelationNetLearner
+    >>> from skfewshot.meta import RelationLearner
     >>> from skfewshot.nn import MLP
     >>> X, y = load_digits(return_X_y=True)
     >>> base, novel = y < 6, y >= 6
-    >>> learner = RelationNetLearner(MLP, encoder__out_features=16,
-    ...                              comparator__in_channels=16, n_way=5, n_shot=1,
+    >>> learner = RelationLearner(MLP, encoder__out_features=16,
+    ...                              comparator__embedding_dim=16, n_way=5, n_shot=1,
     ...                              n_query=5, max_epochs=2, episodes_per_epoch=20,
     ...                              verbose=0, random_state=0)
     >>> learner = learner.fit(X[base] / 16, y[base])
     >>> clf = learner.to_classifier()
     """
 
-    def __init__(
-        self,
-        encoder=Conv4,
-        *,
-        n_way=20,
-        n_shot=5,
-        n_query=5,
-        episodes_per_epoch=100,
-        max_epochs=30,
-        lr=1e-3,
-        device="cpu",
-        random_state=None,
-        comparator=RelationModule,
-        criterion=OneHotLoss,
-        **kwargs,
-    ):
-        super().__init__(
-            comparator,
-            criterion,
-            encoder,
-            n_way=n_way,
-            n_shot=n_shot,
-            n_query=n_query,
-            episodes_per_epoch=episodes_per_epoch,
-            max_epochs=max_epochs,
-            lr=lr,
-            device=device,
-            random_state=random_state,
-            **kwargs,
-        )
-
-    def _encoder_params(self):
-        """Defaults of the encoder's constructor: feature maps from the Conv4 class."""
-        if isinstance(self.encoder, type) and issubclass(self.encoder, Conv4):
-            return dict(CONV4_MAP_PARAMS)
-        return {}
-
     classifier_class = RelationClassifier
+
+    def __init__(self, encoder=Conv4, *, comparator=RelationModule, criterion=OneHotLoss, **kwargs):
+        super().__init__(encoder, comparator=comparator, criterion=criterion, **kwargs)
+
+    def _defaults(self):
+        """Feature maps from the Conv4 class (``flatten=False, pooled_blocks=2``)."""
+        if isinstance(self.encoder, type) and issubclass(self.encoder, Conv4):
+            return {f"encoder__{k}": v for k, v in CONV4_MAP_PARAMS.items()}
+        return {}

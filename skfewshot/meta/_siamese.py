@@ -5,10 +5,10 @@ from numbers import Integral
 from .._siamese import SiameseClassifier
 from ..nn import Conv4, OneHotLoss
 from ..nn._siamese import SiameseKernel
-from ._base import EpisodicLearner
+from ._base import ComparatorLearner
 
 
-class SiameseLearner(EpisodicLearner):
+class SiameseLearner(ComparatorLearner):
     """Meta-train a Siamese network (Koch, Zemel and Salakhutdinov 2015).
 
     A Siamese network learns a kernel ``k(x, x') = sigmoid(w . |f(x) -
@@ -61,7 +61,7 @@ class SiameseLearner(EpisodicLearner):
         learner defaults ``criterion__loss`` to ``"bce_with_logits"`` and
         ``criterion__pos_weight`` to ``n_way - 1``.
     **kwargs
-        Any other :class:`EpisodicLearner` / :class:`skorch.NeuralNet`
+        Any other :class:`ComparatorLearner` / :class:`skorch.NeuralNet`
         parameter: ``train_split``, ``valid_episodes``, ``callbacks``,
         ``optimizer``, ``verbose``, ``encoder__*``, ``comparator__*``,
         ``criterion__*``, ...
@@ -103,35 +103,13 @@ class SiameseLearner(EpisodicLearner):
     >>> clf = learner.to_classifier()
     """
 
+    classifier_class = SiameseClassifier
+
     def __init__(
-        self,
-        encoder=Conv4,
-        *,
-        n_way=20,
-        n_shot=1,
-        n_query=5,
-        episodes_per_epoch=100,
-        max_epochs=30,
-        lr=1e-3,
-        device="cpu",
-        random_state=None,
-        comparator=SiameseKernel,
-        criterion=OneHotLoss,
-        **kwargs,
+        self, encoder=Conv4, *, n_shot=1, comparator=SiameseKernel, criterion=OneHotLoss, **kwargs
     ):
         super().__init__(
-            comparator,
-            criterion,
-            encoder,
-            n_way=n_way,
-            n_shot=n_shot,
-            n_query=n_query,
-            episodes_per_epoch=episodes_per_epoch,
-            max_epochs=max_epochs,
-            lr=lr,
-            device=device,
-            random_state=random_state,
-            **kwargs,
+            encoder, comparator=comparator, criterion=criterion, n_shot=n_shot, **kwargs
         )
 
     def initialize_module(self):
@@ -145,30 +123,13 @@ class SiameseLearner(EpisodicLearner):
             )
         return self
 
-    def _criterion_defaults(self):
-        """``loss`` and ``pos_weight`` for a OneHotLoss criterion class, from ``n_way``."""
+    def _defaults(self):
+        """The test-time rule ``"max"``; for a OneHotLoss criterion class, ``loss`` and
+        ``pos_weight`` from ``n_way``."""
+        defaults = {"classifier__aggregation": "max"}
         criterion = self.criterion
-        if not (isinstance(criterion, type) and issubclass(criterion, OneHotLoss)):
-            return {}
-        defaults = {"loss": "bce_with_logits"}
-        if isinstance(self.n_way, Integral):  # else the episode sampler raises at fit
-            defaults["pos_weight"] = float(self.n_way - 1)
+        if isinstance(criterion, type) and issubclass(criterion, OneHotLoss):
+            defaults["criterion__loss"] = "bce_with_logits"
+            if isinstance(self.n_way, Integral):  # else the constraints refuse it
+                defaults["criterion__pos_weight"] = float(self.n_way - 1)
         return defaults
-
-    def initialize_criterion(self):
-        kwargs = {**self._criterion_defaults(), **self.get_params_for("criterion")}
-        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
-        return self
-
-    def set_params(self, **kwargs):
-        super().set_params(**kwargs)
-        if "n_way" in kwargs and self.initialized_:
-            self._initialize_criterion(
-                reason="Re-initializing criterion because n_way changed (pos_weight = n_way - 1)."
-            )
-        return self
-
-    classifier_class = SiameseClassifier
-
-    def _classifier_params(self):
-        return {"aggregation": "max"}

@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from .._params import check_integer
+from .._param_validation import Integer, validate_params
 
-
-def _check_episode_params(n_way, n_shot, n_query, *, owner):
-    """Validate the (n_way, n_shot, n_query) triple of an episode."""
-    check_integer(n_way, "n_way", owner=owner, minimum=2)
-    check_integer(n_shot, "n_shot", owner=owner)
-    check_integer(n_query, "n_query", owner=owner, none="all remaining samples of each class")
+#: The constraints of an episode's shape, shared by the sampler, the splitter and the learners.
+EPISODE_CONSTRAINTS = {
+    "n_way": Integer(2),
+    "n_shot": Integer(1),
+    "n_query": Integer(1, none="all remaining samples of each class"),
+}
 
 
 class EpisodeSampler:
@@ -33,7 +33,9 @@ class EpisodeSampler:
     """
 
     def __init__(self, y, n_way, n_shot, n_query, *, owner="EpisodeSampler"):
-        _check_episode_params(n_way, n_shot, n_query, owner=owner)
+        validate_params(
+            {"n_way": n_way, "n_shot": n_shot, "n_query": n_query}, EPISODE_CONSTRAINTS, owner
+        )
         self.n_way, self.n_shot, self.n_query = n_way, n_shot, n_query
         y = np.asarray(y)
         if y.ndim != 1:
@@ -55,18 +57,18 @@ class EpisodeSampler:
             )
         self._per_class = [per_class[c] for c in eligible]
 
-    @property
-    def n_eligible_classes(self):
-        """Number of classes with enough samples for an episode."""
-        return len(self._per_class)
-
-    def sample(self, rng):
+    def sample(self, rng, *, sort_classes=False):
         """Draw one episode.
 
         Parameters
         ----------
         rng : numpy.random.RandomState
             The source of randomness; one episode consumes a few draws.
+        sort_classes : bool, default=False
+            Order the episode's classes (their blocks and local labels) as
+            the classes of ``y`` sort, as a classifier's ``classes_`` do,
+            instead of in the order they were drawn; the samples drawn are
+            the same.
 
         Returns
         -------
@@ -76,14 +78,17 @@ class EpisodeSampler:
             The episode-local labels 0..n_way-1 of those samples.
         """
         chosen = rng.choice(len(self._per_class), self.n_way, replace=False)
-        support, query, query_labels = [], [], []
-        for label, c in enumerate(chosen):
+        support, query = [], []
+        for c in chosen:
             members = self._per_class[c]
             n_q = len(members) - self.n_shot if self.n_query is None else self.n_query
             picked = members[rng.permutation(len(members))[: self.n_shot + n_q]]
             support.append(picked[: self.n_shot])
             query.append(picked[self.n_shot :])
-            query_labels.append(np.full(n_q, label))
+        if sort_classes:
+            order = np.argsort(chosen)
+            support, query = [support[i] for i in order], [query[i] for i in order]
+        query_labels = [np.full(len(q), label) for label, q in enumerate(query)]
         support_labels = np.repeat(np.arange(self.n_way), self.n_shot)
         return (
             np.concatenate(support),

@@ -5,8 +5,8 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
-from .._params import check_integer
-from ._episodes import EpisodeSampler, _check_episode_params
+from .._param_validation import Integer, validate_params
+from ._episodes import EPISODE_CONSTRAINTS, EpisodeSampler
 
 
 class EpisodicSplit(BaseCrossValidator):
@@ -50,6 +50,8 @@ class EpisodicSplit(BaseCrossValidator):
     [(3, 6), (3, 6)]
     """
 
+    _parameter_constraints = {**EPISODE_CONSTRAINTS, "n_episodes": Integer(1)}
+
     def __init__(self, n_way=5, n_shot=1, n_query=15, n_episodes=600, random_state=None):
         self.n_way = n_way
         self.n_shot = n_shot
@@ -77,8 +79,8 @@ class EpisodicSplit(BaseCrossValidator):
             Indices of the query set ("test") of the episode.
         """
         owner = type(self).__name__
-        _check_episode_params(self.n_way, self.n_shot, self.n_query, owner=owner)
-        check_integer(self.n_episodes, "n_episodes", owner=owner)
+        params = {name: getattr(self, name) for name in self._parameter_constraints}
+        validate_params(params, self._parameter_constraints, owner)
         if y is None:
             raise ValueError(f"{owner}.split needs the labels y to draw episodes.")
         y = np.asarray(y)
@@ -93,6 +95,3 @@ class EpisodicSplit(BaseCrossValidator):
     def get_n_splits(self, X=None, y=None, groups=None):
         """Return the number of episodes, ``n_episodes``."""
         return self.n_episodes
-
-    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover
-        raise NotImplementedError("EpisodicSplit overrides split directly.")

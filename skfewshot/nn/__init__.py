@@ -12,10 +12,12 @@ from ._adaptation import (
     ReptileAdaptation,
     batch_statistics_from,
 )
-from ._heads import EpisodeModel, Prototypes
+from ._distances import class_means, pairwise_distance
+from ._episode import EpisodeModel, n_classes
 from ._losses import OneHotLoss, ReptileLoss
 from ._matching import MatchingAttention
 from ._modules import MLP, Conv4
+from ._prototypes import Prototypes
 from ._relation import RelationModule
 from ._siamese import SiameseKernel
 
@@ -35,4 +37,7 @@ __all__ = [
     "ReptileLoss",
     "SiameseKernel",
     "batch_statistics_from",
+    "class_means",
+    "n_classes",
+    "pairwise_distance",
 ]

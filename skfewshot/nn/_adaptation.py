@@ -31,11 +31,22 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 from torch.nn import functional as F
 
-from .._params import check_integer
-from ._heads import n_classes
+from .._param_validation import Boolean, Integer, Options, Positive, validate_params
+from ._episode import n_classes
 
 HEAD_INITS = ("zero", "prototypes")
 ADAPTS = ("all", "head")
+
+#: The constraints of the adaptation options, shared by the module, the learners and the
+#: classifiers that set them.
+ADAPTATION_CONSTRAINTS = {
+    "inner_steps": Integer(0),
+    "inner_lr": Positive(),
+    "first_order": Boolean(),
+    "adapt": Options(*ADAPTS),
+    "head_init": Options(*HEAD_INITS),
+    "transductive": Boolean(),
+}
 
 
 # -- batch normalisation from the support set ------------------------------------------------
@@ -125,7 +136,7 @@ class GradientStep(nn.Module):
     ----------
     shapes : dict of str to tuple
         Names and shapes of the adapted tensors (used with ``learn_lr``).
-    lr : float, default=0.4
+    inner_lr : float, default=0.4
         The learning rate; with ``learn_lr=True``, the initial value of
         every learned rate.
     learn_lr : bool, default=False
@@ -136,9 +147,14 @@ class GradientStep(nn.Module):
         weights and one for its biases.
     """
 
-    def __init__(self, shapes=None, lr=0.4, learn_lr=False):
+    def __init__(self, shapes=None, inner_lr=0.4, learn_lr=False):
         super().__init__()
-        self.lr = lr
+        validate_params(
+            {"inner_lr": inner_lr, "learn_lr": learn_lr},
+            {"inner_lr": Positive(), "learn_lr": Boolean()},
+            "GradientStep",
+        )
+        self.inner_lr = inner_lr
         self.learn_lr = learn_lr
         if learn_lr:
             if not shapes:
@@ -147,7 +163,7 @@ class GradientStep(nn.Module):
                 )
             self.rates = nn.ParameterDict(
                 {
-                    _key(name): nn.Parameter(torch.full(tuple(shape), float(lr)))
+                    _key(name): nn.Parameter(torch.full(tuple(shape), float(inner_lr)))
                     for name, shape in shapes.items()
                 }
             )
@@ -158,17 +174,10 @@ class GradientStep(nn.Module):
 
     def forward(self, params, grads, loss, state, scale=1.0):
         if self.learn_lr:
-            missing = [name for name in params if _key(name) not in self.rates]
-            if missing:
-                raise ValueError(
-                    f"the learned rates have none for the tensor {missing[0]!r}: they were "
-                    "meta-learned with another encoder. Pass the encoder_ and rule_ of the "
-                    "same learner."
-                )
             return {
                 name: p - scale * self.rates[_key(name)] * grads[name] for name, p in params.items()
             }, state
-        return {name: p - scale * self.lr * grads[name] for name, p in params.items()}, state
+        return {name: p - scale * self.inner_lr * grads[name] for name, p in params.items()}, state
 
 
 def preprocess(x, p=10.0):
@@ -317,7 +326,7 @@ class GradientAdaptation(nn.Module):
 
     For an episode with ``n`` classes a head ``(n, d)`` is put on the
     encoder's ``d``-dimensional embeddings, initialised at zero or from the
-    class prototypes. Then ``steps`` times: the cross-entropy of the support
+    class prototypes. Then ``inner_steps`` times: the cross-entropy of the support
     set is differentiated (:func:`torch.func.grad_and_value` over
     :func:`torch.func.functional_call`) with respect to the adapted tensors,
     and the rule updates them. The query logits come from the adapted
@@ -330,7 +339,7 @@ class GradientAdaptation(nn.Module):
         Maps a batch to (n, d) embeddings (more dimensions are flattened).
     rule : torch.nn.Module
         The update rule, e.g. :class:`GradientStep`.
-    steps : int, default=1
+    inner_steps : int, default=1
         Updates on the support set.
     first_order : bool, default=False
         Treat the inner gradients as constants (first-order MAML): cheaper,
@@ -365,16 +374,36 @@ class GradientAdaptation(nn.Module):
         encoder,
         rule,
         *,
-        steps=1,
+        inner_steps=1,
         first_order=False,
         adapt="all",
         head_init="zero",
         transductive=False,
     ):
         super().__init__()
+        options = {
+            "inner_steps": inner_steps,
+            "first_order": first_order,
+            "adapt": adapt,
+            "head_init": head_init,
+            "transductive": transductive,
+        }
+        validate_params(options, ADAPTATION_CONSTRAINTS, type(self).__name__)
+        rates = getattr(rule, "rates", None)
+        if rates is not None:  # per-tensor rates (Meta-SGD): one for every adapted tensor
+            names = ["head.weight", "head.bias"]
+            if adapt == "all":
+                names += [f"encoder.{name}" for name, _ in encoder.named_parameters()]
+            missing = [name for name in names if _key(name) not in rates]
+            if missing:
+                raise ValueError(
+                    f"{type(self).__name__}: the learned rates have none for the tensor "
+                    f"{missing[0]!r}: they were meta-learned with another encoder. Pass the "
+                    "encoder_ and rule_ of the same learner."
+                )
         self.encoder = encoder
         self.rule = rule
-        self.steps = steps
+        self.inner_steps = inner_steps
         self.first_order = first_order
         self.adapt = adapt
         self.head_init = head_init
@@ -402,7 +431,7 @@ class GradientAdaptation(nn.Module):
             return {"head.weight": 2 * means, "head.bias": -(means * means).sum(1)}
         return {"head.weight": z.new_zeros(n, z.shape[1]), "head.bias": z.new_zeros(n)}
 
-    def adapt_to(self, support, support_labels, *, steps=None, scale=1.0):
+    def adapt_to(self, support, support_labels, *, inner_steps=None, scale=1.0):
         """Adapt to a support set; returns the dict of adapted tensors.
 
         Parameters
@@ -411,8 +440,8 @@ class GradientAdaptation(nn.Module):
             Support samples.
         support_labels : torch.Tensor of shape (n_support,)
             Their episode-local labels, 0..n_way-1.
-        steps : int, default=None
-            Number of updates; None uses ``self.steps``.
+        inner_steps : int, default=None
+            Number of updates; None uses ``self.inner_steps``.
         scale : float, default=1.0
             Multiplies the rule's step sizes (its learning rates).
 
@@ -423,7 +452,7 @@ class GradientAdaptation(nn.Module):
             ``"encoder.<name>"`` for every encoder parameter; with
             ``adapt="head"`` also ``"support_embeddings"``.
         """
-        steps = self.steps if steps is None else steps
+        inner_steps = self.inner_steps if inner_steps is None else inner_steps
         n = n_classes(support_labels)
         if self.adapt == "head":
             z = self._embed({}, support)
@@ -446,7 +475,7 @@ class GradientAdaptation(nn.Module):
 
         first_order = self.first_order or self.always_first_order
         state = self.rule.init_state(params)
-        for _ in range(steps):
+        for _ in range(inner_steps):
             at = {k: v.detach() for k, v in params.items()} if first_order else params
             grads, loss = grad_and_value(support_loss)(at)
             if first_order:
@@ -482,15 +511,6 @@ class GradientAdaptation(nn.Module):
     def forward(self, support, support_labels, query):
         params = self.adapt_to(support, support_labels)
         return self.query_logits(params, support, query)
-
-
-def check_adaptation_options(*, steps, adapt, head_init, owner, steps_name="steps"):
-    """Validate the options of a :class:`GradientAdaptation` with a clear error."""
-    check_integer(steps, steps_name, owner=owner, minimum=0)
-    if adapt not in ADAPTS:
-        raise ValueError(f"{owner}: adapt must be one of {ADAPTS}, got {adapt!r}.")
-    if head_init not in HEAD_INITS:
-        raise ValueError(f"{owner}: head_init must be one of {HEAD_INITS}, got {head_init!r}.")
 
 
 def adapted_shapes(encoder, adapt):

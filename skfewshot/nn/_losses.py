@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from .._param_validation import Options, validate_params
+
 
 class OneHotLoss(nn.Module):
     """A loss between class scores and the one-hot encoding of the labels.
@@ -23,8 +25,7 @@ class OneHotLoss(nn.Module):
 
     def __init__(self, loss="mse", pos_weight=None):
         super().__init__()
-        if loss not in ("mse", "bce_with_logits"):
-            raise ValueError(f"loss must be 'mse' or 'bce_with_logits', got {loss!r}.")
+        validate_params({"loss": loss}, {"loss": Options("mse", "bce_with_logits")}, "OneHotLoss")
         self.loss = loss
         self.pos_weight = pos_weight
 

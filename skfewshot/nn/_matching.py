@@ -13,38 +13,11 @@ a bidirectional LSTM and ``f`` attends to it with an LSTM over
 ``read_steps`` steps, so that both embeddings depend on the support set.
 """
 
-import numpy as np
 import torch
 from torch import nn
 
-from .._params import check_integer, check_positive
-from ._heads import n_classes
-
-
-class EmbeddingDimensionError(ValueError):
-    """Embeddings whose width differs from the one a comparator was built for.
-
-    ``expected`` is the width the comparator was built for, ``got`` the width
-    it received; callers re-raise it naming their own parameter.
-    """
-
-    def __init__(self, message, *, expected, got):
-        super().__init__(message)
-        self.expected = expected
-        self.got = got
-
-
-def check_matching_options(*, owner, **options):
-    """Validate the given options of :class:`MatchingAttention` (``fce``,
-    ``read_steps``, ``embedding_dim``, ``scale``), with ``owner`` in the errors."""
-    for name, value in options.items():
-        if name == "fce":
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"{owner}: fce must be True or False, got {value!r}.")
-        elif name == "scale":
-            check_positive(value, name, owner=owner)
-        else:
-            check_integer(value, name, owner=owner)
+from .._param_validation import Boolean, Integer, Positive, validate_params
+from ._episode import n_classes
 
 
 def matching_log_proba(query, support, support_labels, n_way, scale=1.0):
@@ -88,10 +61,10 @@ class MatchingAttention(nn.Module):
 
     Parameters
     ----------
-    embedding_dim : int, default=64
-        Width of the embeddings, and of the LSTMs' states, with
-        ``fce=True`` (64 for :class:`Conv4` on 28x28 images). Unused with
-        ``fce=False``.
+    embedding_dim : int or None, default=None
+        Width of the (flattened) embeddings, and of the LSTMs' states:
+        required with ``fce=True`` (64 for :class:`Conv4` on 28x28 images).
+        None, with ``fce=False``, takes embeddings of any width.
     fce : bool, default=False
         Full context embeddings. False: ``f`` and ``g`` are the identity
         and the comparator has no parameters. True: ``g(x_i) = x_i +
@@ -125,19 +98,29 @@ class MatchingAttention(nn.Module):
         The attention LSTM of ``f`` (only with ``fce=True``).
     """
 
-    def __init__(self, embedding_dim=64, fce=False, read_steps=5, scale=1.0):
+    _parameter_constraints = {
+        "embedding_dim": Integer(1, none="any width, without full context embeddings"),
+        "fce": Boolean(),
+        "read_steps": Integer(1),
+        "scale": Positive(),
+    }
+
+    def __init__(self, embedding_dim=None, fce=False, read_steps=5, scale=1.0):
         super().__init__()
-        check_matching_options(
-            embedding_dim=embedding_dim,
-            fce=fce,
-            read_steps=read_steps,
-            scale=scale,
-            owner=type(self).__name__,
+        params = validate_params(
+            {"embedding_dim": embedding_dim, "fce": fce, "read_steps": read_steps, "scale": scale},
+            self._parameter_constraints,
+            "MatchingAttention",
         )
-        self.embedding_dim = int(embedding_dim)
-        self.fce = bool(fce)
-        self.read_steps = int(read_steps)
-        self.scale = float(scale)
+        if params["fce"] and embedding_dim is None:
+            raise ValueError(
+                "MatchingAttention: full context embeddings (fce=True) need the embeddings' "
+                "width: pass embedding_dim (e.g. 64 for Conv4 on 28x28 images)."
+            )
+        self.embedding_dim = params["embedding_dim"]
+        self.fce = params["fce"]
+        self.read_steps = params["read_steps"]
+        self.scale = params["scale"]
         if self.fce:
             self.support_lstm = nn.LSTM(self.embedding_dim, self.embedding_dim, bidirectional=True)
             self.query_lstm = nn.LSTMCell(2 * self.embedding_dim, self.embedding_dim)
@@ -147,22 +130,6 @@ class MatchingAttention(nn.Module):
             f"embedding_dim={self.embedding_dim}, fce={self.fce}, "
             f"read_steps={self.read_steps}, scale={self.scale}"
         )
-
-    def check_embeddings(self, embeddings):
-        """Raise :class:`EmbeddingDimensionError` if the LSTMs cannot take ``embeddings``.
-
-        Always passes with ``fce=False``, which takes embeddings of any width.
-        """
-        width = int(np.prod(embeddings.shape[1:], dtype=np.int64))
-        if self.fce and width != self.embedding_dim:
-            raise EmbeddingDimensionError(
-                f"{type(self).__name__} was built with embedding_dim={self.embedding_dim} for "
-                f"its full-context-embedding LSTMs, but received embeddings of {width} "
-                f"features; build it with embedding_dim={width}, or use an encoder with "
-                f"{self.embedding_dim} outputs.",
-                expected=self.embedding_dim,
-                got=width,
-            )
 
     def embed_support(self, support):
         """``g``: full context embeddings of a label-sorted (n_support, d) support set."""
@@ -182,8 +149,6 @@ class MatchingAttention(nn.Module):
     def forward(self, support, support_labels, query):
         support, query = support.flatten(1), query.flatten(1)
         if self.fce:
-            self.check_embeddings(support)
-            self.check_embeddings(query)
             order = torch.argsort(support_labels, stable=True)
             support_labels = support_labels[order]
             dtype = self.query_lstm.weight_ih.dtype

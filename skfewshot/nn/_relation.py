@@ -4,9 +4,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._heads import n_classes
+from .._param_validation import Integer, Options, validate_params
+from ._episode import n_classes
 
-AGGREGATES = ("sum", "mean")
+AGGREGATIONS = ("sum", "mean")
 
 
 class RelationModule(nn.Module):
@@ -42,14 +43,14 @@ class RelationModule(nn.Module):
 
     Parameters
     ----------
-    in_channels : int, default=64
+    embedding_dim : int, default=64
         Channels of the embeddings (their width, for vectors): the encoder's
         output channels. The first convolution takes twice as many.
     hidden_channels : int, default=64
         Filters of the two convolution blocks.
     hidden_features : int, default=8
         Units of the hidden fully connected layer.
-    aggregate : {"sum", "mean"}, default="sum"
+    aggregation : {"sum", "mean"}, default="sum"
         How a class's support maps become its class map. ``"sum"`` is the
         paper's; its scale grows with the number of shots, so a module
         trained at one shot count sees differently scaled class maps at
@@ -63,13 +64,31 @@ class RelationModule(nn.Module):
     of a query do not depend on the other queries of the batch.
     """
 
-    def __init__(self, in_channels=64, hidden_channels=64, hidden_features=8, aggregate="sum"):
+    #: The embeddings' channels are compared with ``embedding_dim`` (vectors are 1x1 maps).
+    embedding_axis = "channels"
+
+    _parameter_constraints = {
+        "embedding_dim": Integer(1),
+        "hidden_channels": Integer(1),
+        "hidden_features": Integer(1),
+        "aggregation": Options(*AGGREGATIONS),
+    }
+
+    def __init__(self, embedding_dim=64, hidden_channels=64, hidden_features=8, aggregation="sum"):
         super().__init__()
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}.")
-        self.in_channels = in_channels
-        self.aggregate = aggregate
-        self.conv1 = nn.Conv2d(2 * in_channels, hidden_channels, kernel_size=3, padding=1)
+        validate_params(
+            {
+                "embedding_dim": embedding_dim,
+                "hidden_channels": hidden_channels,
+                "hidden_features": hidden_features,
+                "aggregation": aggregation,
+            },
+            self._parameter_constraints,
+            "RelationModule",
+        )
+        self.embedding_dim = embedding_dim
+        self.aggregation = aggregation
+        self.conv1 = nn.Conv2d(2 * embedding_dim, hidden_channels, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(hidden_channels)
         self.conv2 = nn.Conv2d(hidden_channels, hidden_channels, kernel_size=3, padding=1)
         self.bn2 = nn.BatchNorm2d(hidden_channels)
@@ -77,34 +96,20 @@ class RelationModule(nn.Module):
         self.fc2 = nn.Linear(hidden_features, 1)
 
     def extra_repr(self):
-        return f"in_channels={self.in_channels}, aggregate={self.aggregate!r}"
+        return f"embedding_dim={self.embedding_dim}, aggregation={self.aggregation!r}"
 
-    def _as_maps(self, z, name):
-        if z.ndim == 2:
-            z = z[:, :, None, None]
-        if z.ndim != 4:
-            raise ValueError(
-                f"RelationModule takes embeddings of shape (n, channels, height, width) or "
-                f"(n, features), but the {name} embeddings have shape {tuple(z.shape)}."
-            )
-        if z.shape[1] != self.in_channels:
-            raise ValueError(
-                f"RelationModule(in_channels={self.in_channels}) got {name} embeddings with "
-                f"{z.shape[1]} channels (shape {tuple(z.shape)}). Set in_channels to the "
-                f"encoder's output channels: comparator__in_channels={z.shape[1]} on a "
-                f"meta-learner, RelationModule(in_channels={z.shape[1]}) otherwise."
-            )
-        return z
+    @staticmethod
+    def _as_maps(z):
+        """Embedding vectors (n, d) as 1x1 maps (n, d, 1, 1); feature maps unchanged."""
+        return z[:, :, None, None] if z.ndim == 2 else z
 
     def class_maps(self, support, support_labels):
         """Each class's map: the sum (or mean) of its support maps, (n_way, c, h, w)."""
-        support = self._as_maps(support, "support")
+        support = self._as_maps(support)
         n_way = n_classes(support_labels)
         maps = support.new_zeros((n_way, *support.shape[1:]))
         maps = maps.index_add(0, support_labels, support)
-        if self.aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {self.aggregate!r}.")
-        if self.aggregate == "mean":
+        if self.aggregation == "mean":
             counts = torch.bincount(support_labels, minlength=n_way).clamp_min(1)
             maps = maps / counts.to(maps.dtype)[:, None, None, None]
         return maps
@@ -116,15 +121,10 @@ class RelationModule(nn.Module):
 
     def forward(self, support, support_labels, query):
         classes = self.class_maps(support, support_labels)
-        query = self._as_maps(query, "query")
-        if query.shape[2:] != classes.shape[2:]:
-            raise ValueError(
-                f"RelationModule: query maps of size {tuple(query.shape[2:])} differ from "
-                f"support maps of size {tuple(classes.shape[2:])}."
-            )
+        query = self._as_maps(query)
         n_query, n_way = len(query), len(classes)
         # conv1(cat([class, query])) == conv1_class(class) + conv1_query(query) + bias
-        c = self.in_channels
+        c = self.embedding_dim
         weight = self.conv1.weight
         from_classes = F.conv2d(classes, weight[:, :c], self.conv1.bias, padding=1)
         from_query = F.conv2d(query, weight[:, c:], None, padding=1)

@@ -3,9 +3,30 @@
 import torch
 from torch import nn
 
-from ._heads import n_classes
+from .._param_validation import Integer, Options, validate_params
+from ._episode import n_classes
 
 AGGREGATIONS = ("max", "sum", "log_sum")
+
+
+def aggregate_pair_logits(logits, support_labels, aggregation):
+    """Class scores (n_query, n_way) from pair logits (n_query, n_support).
+
+    See ``aggregation`` of :class:`SiameseKernel` for the rules.
+    """
+    n_way = n_classes(support_labels)
+    index = support_labels.expand(len(logits), -1)
+    if aggregation == "max":
+        init = logits.new_full((len(logits), n_way), float("-inf"))
+        return init.scatter_reduce(1, index, logits, reduce="amax")
+    onehot = nn.functional.one_hot(support_labels, n_way).to(logits.dtype)
+    if aggregation == "sum":
+        return torch.sigmoid(logits) @ onehot
+    # log sum_i sigmoid(l_i) over a class, shifted by the class's largest term
+    log_kernel = nn.functional.logsigmoid(logits)
+    top = log_kernel.new_full((len(logits), n_way), float("-inf"))
+    top = top.scatter_reduce(1, index, log_kernel, reduce="amax").detach()
+    return top + torch.log(torch.exp(log_kernel - top.gather(1, index)) @ onehot)
 
 
 class SiameseKernel(nn.Module):
@@ -48,21 +69,18 @@ class SiameseKernel(nn.Module):
         bias ``b`` of the pair logits.
     """
 
+    _parameter_constraints = {"embedding_dim": Integer(1), "aggregation": Options(*AGGREGATIONS)}
+
     def __init__(self, embedding_dim=64, aggregation="max"):
         super().__init__()
-        self.embedding_dim = embedding_dim
+        validate_params(
+            {"embedding_dim": embedding_dim, "aggregation": aggregation},
+            self._parameter_constraints,
+            "SiameseKernel",
+        )
+        self.embedding_dim = int(embedding_dim)
         self.aggregation = aggregation
-        self.linear = nn.Linear(embedding_dim, 1)
-
-    def _flat(self, z, what):
-        z = z.flatten(1)
-        if z.shape[1] != self.embedding_dim:
-            raise ValueError(
-                f"SiameseKernel(embedding_dim={self.embedding_dim}) got {what} embeddings of "
-                f"width {z.shape[1]}; set embedding_dim={z.shape[1]} (comparator__embedding_dim"
-                f"={z.shape[1]} on a meta-learner) to match the encoder."
-            )
-        return z
+        self.linear = nn.Linear(self.embedding_dim, 1)
 
     def pair_logits(self, support, query):
         """Logits ``w . |f(q) - f(s)| + b`` of every (query, support sample) pair.
@@ -79,30 +97,12 @@ class SiameseKernel(nn.Module):
         logits : torch.Tensor of shape (n_query, n_support)
             Same-class logits; ``sigmoid(logits)`` is the kernel.
         """
-        support = self._flat(support, "support")
-        query = self._flat(query, "query")
+        support, query = support.flatten(1), query.flatten(1)
         return self.linear((query[:, None, :] - support[None, :, :]).abs()).squeeze(-1)
 
     def forward(self, support, support_labels, query):
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(
-                f"SiameseKernel: aggregation must be one of {AGGREGATIONS}, "
-                f"got {self.aggregation!r}."
-            )
         logits = self.pair_logits(support, query)
-        n_way = n_classes(support_labels)
-        index = support_labels.expand(len(logits), -1)
-        if self.aggregation == "max":
-            init = logits.new_full((len(logits), n_way), float("-inf"))
-            return init.scatter_reduce(1, index, logits, reduce="amax")
-        onehot = nn.functional.one_hot(support_labels, n_way).to(logits.dtype)
-        if self.aggregation == "sum":
-            return torch.sigmoid(logits) @ onehot
-        # log sum_i sigmoid(l_i) over a class, shifted by the class's largest term
-        log_kernel = nn.functional.logsigmoid(logits)
-        top = log_kernel.new_full((len(logits), n_way), float("-inf"))
-        top = top.scatter_reduce(1, index, log_kernel, reduce="amax").detach()
-        return top + torch.log(torch.exp(log_kernel - top.gather(1, index)) @ onehot)
+        return aggregate_pair_logits(logits, support_labels, self.aggregation)
 
 
-__all__ = ["SiameseKernel"]
+__all__ = ["SiameseKernel", "aggregate_pair_logits"]

@@ -5,12 +5,6 @@ import torch
 DISTANCES = ("sqeuclidean", "euclidean", "cosine")
 
 
-def check_distance(distance, *, owner):
-    if distance not in DISTANCES:
-        raise ValueError(f"{owner}: distance must be one of {DISTANCES}, got {distance!r}.")
-    return distance
-
-
 def pairwise_distance(a, b, distance):
     """Distances between the rows of ``a`` (n, d) and ``b`` (m, d), shape (n, m).
 

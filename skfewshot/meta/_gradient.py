@@ -1,8 +1,6 @@
 """Gradient-based meta-learners: MAML (both orders), ANIL, Meta-SGD, Reptile, learned optimizers."""
 
 import torch
-from skorch import NeuralNet
-from torch import nn
 
 from .._gradient import (
     ANILClassifier,
@@ -11,20 +9,14 @@ from .._gradient import (
     MetaSGDClassifier,
     ReptileClassifier,
 )
+from .._param_validation import Positive
 from ..nn import Conv4
-from ..nn._adaptation import (
-    GradientAdaptation,
-    GradientStep,
-    MetaLearnerLSTM,
-    ReptileAdaptation,
-    adapted_shapes,
-    check_adaptation_options,
-)
+from ..nn._adaptation import ADAPTATION_CONSTRAINTS, MetaLearnerLSTM, ReptileAdaptation
 from ..nn._losses import ReptileLoss
-from ._base import BaseEpisodicLearner
+from ._base import GradientLearner
 
 
-class MAMLLearner(BaseEpisodicLearner):
+class MAMLLearner(GradientLearner):
     """Meta-learn an initialisation with MAML (Finn et al. 2017), second order by default.
 
     Each training episode puts a linear head sized to its classes on the
@@ -74,7 +66,7 @@ class MAMLLearner(BaseEpisodicLearner):
     random_state : int, RandomState instance or None, default=None
         Seeds episodes and weight initialisation.
     **kwargs
-        Any other :class:`BaseEpisodicLearner` / :class:`skorch.NeuralNet`
+        Any other :class:`~skfewshot.base.GradientLearner` / :class:`skorch.NeuralNet`
         parameter (``train_split``, ``valid_episodes``, ``callbacks``,
         ``optimizer``, ``verbose``, ...) and ``encoder__*``, ``rule__*``.
 
@@ -100,103 +92,28 @@ class MAMLLearner(BaseEpisodicLearner):
     >>> learner = MAMLLearner(MLP, encoder__in_features=64, n_way=5, max_epochs=1,
     ...                       episodes_per_epoch=8, verbose=0, random_state=0)
     >>> learner = learner.fit(X[base] / 16, y[base])
-    >>> clf = learner.to_classifier(n_steps=5).fit(X[novel][:20] / 16, y[novel][:20])
+    >>> clf = learner.to_classifier(inner_steps=5).fit(X[novel][:20] / 16, y[novel][:20])
     """
-
-    components = ("encoder", "rule")
-    prefixes_ = NeuralNet.prefixes_ + ["encoder", "rule"]
-
-    #: What the inner loop adapts: "all" (MAML) or "head" (ANIL).
-    _adapt = "all"
-
-    def __init__(
-        self,
-        encoder=Conv4,
-        *,
-        inner_lr=0.4,
-        inner_steps=1,
-        first_order=False,
-        head_init="zero",
-        transductive=False,
-        n_way=5,
-        n_shot=1,
-        n_query=15,
-        meta_batch_size=4,
-        episodes_per_epoch=100,
-        max_epochs=30,
-        lr=1e-3,
-        device="cpu",
-        random_state=None,
-        rule=GradientStep,
-        module=GradientAdaptation,
-        criterion=nn.CrossEntropyLoss,
-        **kwargs,
-    ):
-        super().__init__(
-            module,
-            criterion,
-            encoder,
-            n_way=n_way,
-            n_shot=n_shot,
-            n_query=n_query,
-            meta_batch_size=meta_batch_size,
-            episodes_per_epoch=episodes_per_epoch,
-            max_epochs=max_epochs,
-            lr=lr,
-            device=device,
-            random_state=random_state,
-            **kwargs,
-        )
-        self.inner_lr = inner_lr
-        self.inner_steps = inner_steps
-        self.first_order = first_order
-        self.head_init = head_init
-        self.transductive = transductive
-        self.rule = rule
-
-    def _rule_params(self):
-        """Defaults of the rule's constructor (``rule__*`` win)."""
-        return {"lr": self.inner_lr}
-
-    def _module_components(self):
-        owner = type(self).__name__
-        check_adaptation_options(
-            steps=self.inner_steps,
-            adapt=self._adapt,
-            head_init=self.head_init,
-            owner=owner,
-            steps_name="inner_steps",
-        )
-        encoder = self._build("encoder", self._encoder_params())
-        try:
-            shapes = adapted_shapes(encoder, self._adapt)
-        except ValueError as exc:
-            raise ValueError(f"{owner}: {exc}") from exc
-        rule = self._build("rule", {"shapes": shapes, **self._rule_params()})
-        return {
-            "encoder": encoder,
-            "rule": rule,
-            "steps": self.inner_steps,
-            "first_order": self.first_order,
-            "adapt": self._adapt,
-            "head_init": self.head_init,
-            "transductive": self.transductive,
-        }
-
-    @property
-    def rule_(self):
-        """The update rule of the inner loop (with its meta-learned weights, if any)."""
-        self.check_is_fitted()
-        return self.module_.rule
 
     classifier_class = MAMLClassifier
 
-    def _classifier_params(self):
+    _parameter_constraints = {
+        **GradientLearner._parameter_constraints,
+        "inner_lr": Positive(),
+        "first_order": ADAPTATION_CONSTRAINTS["first_order"],
+    }
+
+    def __init__(self, encoder=Conv4, *, inner_lr=0.4, first_order=False, **kwargs):
+        super().__init__(encoder, **kwargs)
+        self.inner_lr = inner_lr
+        self.first_order = first_order
+
+    def _defaults(self):
         return {
-            "inner_lr": self.inner_lr,
-            "n_steps": self.inner_steps,
-            "head_init": self.head_init,
-            "transductive": self.transductive,
+            **super()._defaults(),
+            "module__first_order": self.first_order,
+            "rule__inner_lr": self.inner_lr,
+            "classifier__inner_lr": self.inner_lr,
         }
 
 
@@ -211,8 +128,8 @@ class ANILLearner(MAMLLearner):
     embeddings.
     """
 
-    _adapt = "head"
     classifier_class = ANILClassifier
+    _adapt = "head"
 
 
 class MetaSGDLearner(MAMLLearner):
@@ -225,20 +142,13 @@ class MetaSGDLearner(MAMLLearner):
     ``rule_`` holds the learned rates.
     """
 
-    def _rule_params(self):
-        return {"lr": self.inner_lr, "learn_lr": True}
-
     classifier_class = MetaSGDClassifier
 
-    def _classifier_params(self):
-        return {
-            "n_steps": self.inner_steps,
-            "head_init": self.head_init,
-            "transductive": self.transductive,
-        }
+    def _defaults(self):
+        return {**super()._defaults(), "rule__learn_lr": True}
 
 
-class ReptileLearner(MAMLLearner):
+class ReptileLearner(GradientLearner):
     """Meta-learn an initialisation with Reptile (Nichol et al. 2018).
 
     Each episode adapts the encoder and a zero (or prototype) head to the
@@ -265,9 +175,14 @@ class ReptileLearner(MAMLLearner):
     optimizer : type of torch.optim.Optimizer, default=torch.optim.SGD
         The meta-optimizer.
     **kwargs
-        The other parameters of :class:`MAMLLearner` (``first_order`` is
-        ignored: Reptile is first order).
+        The other parameters of :class:`MAMLLearner` but ``first_order``
+        (Reptile is first order by construction; passing it is an error).
     """
+
+    classifier_class = ReptileClassifier
+
+    _parameter_constraints = {**GradientLearner._parameter_constraints, "inner_lr": Positive()}
+    _refused_params = {"first_order": "Reptile is first order by construction"}
 
     def __init__(
         self,
@@ -284,20 +199,25 @@ class ReptileLearner(MAMLLearner):
     ):
         super().__init__(
             encoder,
-            inner_lr=inner_lr,
             inner_steps=inner_steps,
-            meta_batch_size=meta_batch_size,
-            lr=lr,
-            optimizer=optimizer,
             module=module,
             criterion=criterion,
+            lr=lr,
+            optimizer=optimizer,
+            meta_batch_size=meta_batch_size,
             **kwargs,
         )
+        self.inner_lr = inner_lr
 
-    classifier_class = ReptileClassifier
+    def _defaults(self):
+        return {
+            **super()._defaults(),
+            "rule__inner_lr": self.inner_lr,
+            "classifier__inner_lr": self.inner_lr,
+        }
 
 
-class LearnedOptimizerLearner(MAMLLearner):
+class LearnedOptimizerLearner(GradientLearner):
     """Meta-train an optimizer network together with the initialisation it starts from.
 
     "Can we learn gradient descent?": the inner loop's update rule is a
@@ -326,25 +246,25 @@ class LearnedOptimizerLearner(MAMLLearner):
     first_order : bool, default=True
         Treat the optimizee's gradients as constants.
     **kwargs
-        The other parameters of :class:`MAMLLearner` (``inner_lr`` is
-        unused).
+        The other parameters of :class:`MAMLLearner` but ``inner_lr`` (the
+        rule makes its own steps; passing it is an error).
     """
+
+    classifier_class = LearnedOptimizerClassifier
+
+    _refused_params = {
+        "inner_lr": "the learned rule makes its own steps (configure it with rule__*)"
+    }
+    _parameter_constraints = {
+        **GradientLearner._parameter_constraints,
+        "first_order": ADAPTATION_CONSTRAINTS["first_order"],
+    }
 
     def __init__(
         self, encoder=Conv4, *, rule=MetaLearnerLSTM, inner_steps=5, first_order=True, **kwargs
     ):
-        super().__init__(
-            encoder, rule=rule, inner_steps=inner_steps, first_order=first_order, **kwargs
-        )
+        super().__init__(encoder, rule=rule, inner_steps=inner_steps, **kwargs)
+        self.first_order = first_order
 
-    def _rule_params(self):
-        return {}
-
-    classifier_class = LearnedOptimizerClassifier
-
-    def _classifier_params(self):
-        return {
-            "n_steps": self.inner_steps,
-            "head_init": self.head_init,
-            "transductive": self.transductive,
-        }
+    def _defaults(self):
+        return {**super()._defaults(), "module__first_order": self.first_order}

@@ -2,13 +2,12 @@
 
 from torch import nn
 
-from .._distances import check_distance
 from .._prototypical import PrototypicalClassifier
 from ..nn import Conv4, Prototypes
-from ._base import EpisodicLearner
+from ._base import ComparatorLearner
 
 
-class ProtoNetLearner(EpisodicLearner):
+class PrototypicalLearner(ComparatorLearner):
     """Meta-train an encoder with Prototypical Networks (Snell et al. 2017).
 
     Each training episode embeds support and query samples, averages the
@@ -34,7 +33,7 @@ class ProtoNetLearner(EpisodicLearner):
     random_state : int, RandomState instance or None, default=None
         Seeds episodes and weight initialisation.
     **kwargs
-        Any other :class:`EpisodicLearner` / :class:`skorch.NeuralNet`
+        Any other :class:`ComparatorLearner` / :class:`skorch.NeuralNet`
         parameter: ``train_split``, ``valid_episodes``, ``callbacks``,
         ``optimizer``, ``verbose``, ``encoder__*``, ...
 
@@ -51,53 +50,34 @@ class ProtoNetLearner(EpisodicLearner):
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from skfewshot.meta import ProtoNetLearner
+    >>> from skfewshot.meta import PrototypicalLearner
     >>> from skfewshot.nn import MLP
     >>> X, y = load_digits(return_X_y=True)
     >>> base, novel = y < 6, y >= 6
-    >>> learner = ProtoNetLearner(MLP, n_way=5, n_shot=1, n_query=5, max_epochs=2,
+    >>> learner = PrototypicalLearner(MLP, n_way=5, n_shot=1, n_query=5, max_epochs=2,
     ...                           episodes_per_epoch=20, verbose=0, random_state=0)
     >>> learner = learner.fit(X[base] / 16, y[base])
     >>> clf = learner.to_classifier()
     """
 
+    classifier_class = PrototypicalClassifier
+
+    _parameter_constraints = {
+        **ComparatorLearner._parameter_constraints,
+        **Prototypes._parameter_constraints,
+    }
+
     def __init__(
         self,
         encoder=Conv4,
         *,
-        n_way=20,
-        n_shot=5,
-        n_query=5,
-        episodes_per_epoch=100,
-        max_epochs=30,
-        lr=1e-3,
         distance="sqeuclidean",
-        device="cpu",
-        random_state=None,
         comparator=Prototypes,
         criterion=nn.CrossEntropyLoss,
         **kwargs,
     ):
-        super().__init__(
-            comparator,
-            criterion,
-            encoder,
-            n_way=n_way,
-            n_shot=n_shot,
-            n_query=n_query,
-            episodes_per_epoch=episodes_per_epoch,
-            max_epochs=max_epochs,
-            lr=lr,
-            device=device,
-            random_state=random_state,
-            **kwargs,
-        )
+        super().__init__(encoder, comparator=comparator, criterion=criterion, **kwargs)
         self.distance = distance
 
-    def _comparator_params(self):
-        return {"distance": check_distance(self.distance, owner=type(self).__name__)}
-
-    classifier_class = PrototypicalClassifier
-
-    def _classifier_params(self):
-        return {"distance": self.distance}
+    def _defaults(self):
+        return {"comparator__distance": self.distance, "classifier__distance": self.distance}

@@ -7,12 +7,15 @@ An :class:`EpisodeModel` runs an encoder on the raw samples and hands the
 embeddings to its comparator. The meta-learners train episode models; the
 few-shot estimators reuse the trained comparator on a frozen encoder's
 embeddings (or on precomputed embeddings).
+
+A comparator whose weights are sized to the embeddings says so with an
+``embedding_dim`` attribute (the flattened width it takes; None: any), and
+``embedding_axis = "channels"`` when it reads the channels of feature maps
+instead; the estimators check it against the encoder's output once, at fit.
 """
 
 import torch
 from torch import nn
-
-from .._distances import class_means, pairwise_distance
 
 
 def n_classes(labels):
@@ -43,24 +46,3 @@ class EpisodeModel(nn.Module):
     def forward(self, support, support_labels, query):
         z = self.encoder(torch.cat([support, query]))
         return self.comparator(z[: len(support)], support_labels, z[len(support) :])
-
-
-class Prototypes(nn.Module):
-    """Prototypical Networks comparator (Snell et al. 2017).
-
-    Averages each class's support embeddings into a prototype and returns,
-    for each query, the negative distances to the prototypes (logits).
-
-    Parameters
-    ----------
-    distance : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
-        Distance between embeddings and prototypes.
-    """
-
-    def __init__(self, distance="sqeuclidean"):
-        super().__init__()
-        self.distance = distance
-
-    def forward(self, support, support_labels, query):
-        prototypes = class_means(support.flatten(1), support_labels, n_classes(support_labels))
-        return -pairwise_distance(query.flatten(1), prototypes, self.distance)

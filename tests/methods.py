@@ -1,0 +1,90 @@
+"""One registry of every few-shot method the library ships, for the common tests.
+
+Each method is a learner (built tiny: an MLP on 8x8 digits, a few episodes)
+and the classifiers scikit-learn's checks run on (tiny encoders and
+comparators, listed by each method's test module next to the maths they
+need); :func:`tiny_learner` is the one factory of small learners that the
+per-method tests use too.
+"""
+
+from conftest import TinyEncoder
+
+from skfewshot import EmbeddingTransformer, PrototypicalClassifier
+from skfewshot.meta import (
+    ANILLearner,
+    LearnedOptimizerLearner,
+    MAMLLearner,
+    MatchingLearner,
+    MetaSGDLearner,
+    PrototypicalLearner,
+    RelationLearner,
+    ReptileLearner,
+    SiameseLearner,
+)
+from skfewshot.nn import MLP, LSTMOptimizer
+
+#: name -> (learner class, its parameters beyond the tiny defaults)
+LEARNERS = {
+    "prototypical": (PrototypicalLearner, {}),
+    "matching": (MatchingLearner, {"comparator__embedding_dim": 16}),
+    "relation": (
+        RelationLearner,
+        {"comparator__embedding_dim": 16, "comparator__hidden_channels": 16},
+    ),
+    "siamese": (SiameseLearner, {"comparator__embedding_dim": 16, "n_shot": 1}),
+    "maml": (MAMLLearner, {"inner_steps": 2}),
+    "fomaml": (MAMLLearner, {"inner_steps": 2, "first_order": True}),
+    "anil": (ANILLearner, {}),
+    "metasgd": (MetaSGDLearner, {}),
+    "reptile": (ReptileLearner, {"inner_steps": 2}),
+    "meta-lstm": (LearnedOptimizerLearner, {"inner_steps": 2}),
+    "lstm-optimizer": (LearnedOptimizerLearner, {"inner_steps": 2, "rule": LSTMOptimizer}),
+}
+
+#: A tiny encoder of 64-feature vectors (digits / 16) with 16-dimensional embeddings.
+MLP16 = {
+    "encoder": MLP,
+    "encoder__in_features": 64,
+    "encoder__hidden_features": (32,),
+    "encoder__out_features": 16,
+}
+
+TINY = {
+    "n_way": 3,
+    "n_shot": 2,
+    "n_query": 3,
+    "episodes_per_epoch": 8,
+    "max_epochs": 2,
+    "verbose": 0,
+    "random_state": 0,
+}
+
+
+def tiny_learner(name, encoder_params=MLP16, **params):
+    """The learner of method ``name``, tiny; by default for 64-feature data (digits / 16).
+
+    ``encoder_params`` holds the ``encoder`` parameter and its ``encoder__*`` ones.
+    """
+    cls, own = LEARNERS[name]
+    return cls(**{**encoder_params, **TINY, **own, **params})
+
+
+def classifiers():
+    """Every classifier configuration scikit-learn's checks run on."""
+    import test_gradient
+    import test_matching
+    import test_relation
+    import test_siamese
+
+    return [
+        PrototypicalClassifier(),
+        PrototypicalClassifier(TinyEncoder()),
+        PrototypicalClassifier(distance="cosine"),
+        *test_matching.ESTIMATORS,
+        *test_relation.ESTIMATORS,
+        *test_siamese.ESTIMATORS,
+        *test_gradient.ESTIMATORS,
+    ]
+
+
+TRANSFORMERS = [EmbeddingTransformer(), EmbeddingTransformer(TinyEncoder())]
