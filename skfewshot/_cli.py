@@ -11,6 +11,7 @@ import numpy as np
 from skorch.callbacks import LRScheduler, ProgressBar
 
 from . import meta, nn
+from .callbacks import TimeBudget
 from .model_selection import evaluate_episodes
 
 #: --method -> (meta-learner class name in skfewshot.meta, its parameters)
@@ -26,23 +27,60 @@ METHODS = {
     "reptile": ("ReptileLearner", {}),
     "meta-lstm": ("LearnedOptimizerLearner", {}),
     "lstm-optimizer": ("LearnedOptimizerLearner", {"rule": "LSTMOptimizer"}),
+    "pretraining": ("PretrainingLearner", {}),
 }
 
 
-def _load(args):
-    """Base (meta-training) and novel (test) data, and encoder parameters."""
-    from .datasets import fetch_omniglot, rotate_classes
+#: Learner parameters given as a class name of skfewshot.nn (or skfewshot.datasets) in --param.
+COMPONENTS = ("encoder", "comparator", "rule", "head", "augmentation")
 
-    if args.dataset == "omniglot":
-        common = dict(
-            data_home=args.data_home,
-            image_size=args.image_size,
-            download_if_missing=not args.no_download,
-            return_X_y=True,
+
+def _named_class(value):
+    """``value``, or the class of skfewshot.nn / skfewshot.datasets it names.
+
+    An augmentation is named with its parameters' defaults (``RandomAffine``).
+    """
+    from . import datasets
+
+    if not isinstance(value, str):
+        return value
+    if hasattr(nn, value):
+        return getattr(nn, value)
+    if hasattr(datasets, value) and value[:1].isupper():
+        return getattr(datasets, value)()
+    raise ValueError(f"--param: {value!r} is not a class of skfewshot.nn or skfewshot.datasets.")
+
+
+def _load(args):
+    """Base (meta-training) and novel (test) data, and encoder parameters.
+
+    With ``--validation`` the novel classes are validation classes carved
+    from the base classes (never the test classes): held-out background
+    characters (Lake protocol), the published validation split (Vinyals).
+    """
+    from .datasets import fetch_omniglot, fetch_omniglot_vinyals, rotate_classes
+
+    common = dict(
+        data_home=args.data_home,
+        image_size=args.image_size,
+        download_if_missing=not args.no_download,
+        return_X_y=True,
+    )
+    if args.dataset == "omniglot" and args.protocol == "vinyals":
+        base, novel = ("train", "val") if args.validation else ("trainval", "test")
+        return (
+            *fetch_omniglot_vinyals(base, **common),
+            *fetch_omniglot_vinyals(novel, **common),
+            {},
         )
-        X_base, y_base = rotate_classes(*fetch_omniglot("background", **common))
-        X_novel, y_novel = fetch_omniglot("evaluation", **common)
-        return X_base, y_base, X_novel, y_novel, {}
+    if args.dataset == "omniglot":
+        X, y = fetch_omniglot("background", **common)
+        if not args.validation:
+            return (*rotate_classes(X, y), *fetch_omniglot("evaluation", **common), {})
+        # A fifth of the background characters, all their rotations held out.
+        rng = np.random.RandomState(args.random_state)
+        held_out = np.isin(y, rng.permutation(np.unique(y))[: len(np.unique(y)) // 5])
+        return (*rotate_classes(X[~held_out], y[~held_out]), X[held_out], y[held_out], {})
     from sklearn.datasets import load_digits
 
     from .nn import MLP
@@ -50,8 +88,9 @@ def _load(args):
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
     X, y = rotate_classes(X, y)  # 40 classes: digit x rotation
-    base = (y % 10) < 6
-    return X[base], y[base], X[~base], y[~base], {"encoder": MLP, "encoder__in_features": 64}
+    base = (y % 10) < (4 if args.validation else 6)
+    novel = ~base & ((y % 10) < 6) if args.validation else ~base
+    return X[base], y[base], X[novel], y[novel], {"encoder": MLP, "encoder__in_features": 64}
 
 
 def _param(text):
@@ -68,6 +107,25 @@ def _param(text):
 
 def _ints(text):
     return [int(v) for v in text.split(",")]
+
+
+def _minutes(text):
+    """A positive number of minutes, for --max-time."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
+    return value
+
+
+def _trained_episodes(learner):
+    """Episodes meta-trained, counted from the history's training meta-batches."""
+    return sum(
+        min(len(losses) * learner.meta_batch_size, learner.episodes_per_epoch)
+        for losses in learner.history[:, "batches", :, "train_loss"]
+    )
 
 
 def build_parser():
@@ -103,9 +161,35 @@ def build_parser():
     bench.add_argument(
         "--no-download", action="store_true", help="fail instead of downloading missing archives"
     )
+    bench.add_argument(
+        "--protocol",
+        choices=["lake", "vinyals"],
+        default="lake",
+        help="omniglot's split: lake (default; meta-train on the background alphabets with "
+        "rotations as classes, test on the evaluation alphabets) or vinyals (the 1,200 / 423 "
+        "characters of Vinyals et al., rotations as classes in both)",
+    )
+    bench.add_argument(
+        "--validation",
+        action="store_true",
+        help="evaluate on validation classes carved from the base classes instead of the "
+        "test classes, to choose a recipe: a fifth of the background characters (lake), the "
+        "published validation split (vinyals), digits 4-5 (digits)",
+    )
     bench.add_argument("--image-size", type=int, default=28)
     bench.add_argument(
         "--episodes", type=int, default=3000, help="meta-training episodes (default 3000)"
+    )
+    bench.add_argument(
+        "--max-time",
+        type=_minutes,
+        default=None,
+        metavar="MINUTES",
+        help="stop meta-training once MINUTES minutes (a number, e.g. 30 or 0.5) of "
+        "wall-clock time have passed, checked after every meta-batch. The budget only "
+        "stops training early: the epochs, and the cosine learning-rate schedule over "
+        "them, still come from --episodes, so set --episodes to about what the budget "
+        "allows (default: no time limit)",
     )
     bench.add_argument("--episodes-per-epoch", type=int, default=100)
     bench.add_argument(
@@ -132,8 +216,9 @@ def build_parser():
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="any other learner parameter, e.g. --param scale=10 or "
-        "--param encoder__hidden_channels=32 (repeatable)",
+        help="any other learner parameter, e.g. --param scale=10, "
+        "--param encoder__hidden_channels=32, --param head=CosineHead or "
+        "--param augmentation=RandomAffine (repeatable)",
     )
     bench.add_argument("--lr", type=float, default=1e-3)
     bench.add_argument(
@@ -181,8 +266,11 @@ def benchmark(args, out=None):
     n_epochs = max(1, round(args.episodes / args.episodes_per_epoch))
     shape = {"n_way": args.train_way, "n_shot": args.train_shot, "n_query": args.train_query}
     name, method_params = METHODS[args.method]
-    if "rule" in method_params:
-        method_params = {**method_params, "rule": getattr(nn, method_params["rule"])}
+    # Torch modules and augmentations are named by their class: --param head=CosineHead.
+    params = {
+        key: _named_class(value) if key in COMPONENTS else value
+        for key, value in {**method_params, **dict(args.param)}.items()
+    }
     learner = getattr(meta, name)(
         episodes_per_epoch=args.episodes_per_epoch,
         max_epochs=n_epochs,
@@ -191,9 +279,8 @@ def benchmark(args, out=None):
         random_state=args.random_state,
         verbose=0 if args.quiet else 1,
         **{k: v for k, v in shape.items() if v is not None},
-        **method_params,
         **encoder_params,
-        **dict(args.param),
+        **params,
     )
     callbacks = (
         []
@@ -202,17 +289,24 @@ def benchmark(args, out=None):
     )
     if args.lr_schedule == "cosine":
         callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
+    budget = None if args.max_time is None else TimeBudget(60 * args.max_time)
+    if budget is not None:
+        callbacks.append(budget)
     learner.set_params(callbacks=callbacks)
+    planned_episodes = n_epochs * args.episodes_per_epoch
     print(
         f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
-        f"({len(y_base)} samples): {n_epochs * args.episodes_per_epoch} episodes of "
+        f"({len(y_base)} samples): {planned_episodes} episodes of "
         f"{learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
-        f"{args.lr_schedule} learning rate from {args.lr}",
+        f"{args.lr_schedule} learning rate from {args.lr}"
+        + ("" if budget is None else f", within a {args.max_time:g}-minute time budget"),
         file=out,
     )
     start = time.perf_counter()
     learner.fit(X_base, y_base)
     train_seconds = time.perf_counter() - start
+    train_episodes = _trained_episodes(learner)
+    stopped_early = budget is not None and budget.stopped_
 
     clf = learner.to_classifier(
         **({} if args.test_inner_steps is None else {"inner_steps": args.test_inner_steps})
@@ -242,9 +336,20 @@ def benchmark(args, out=None):
 
     test_seconds = time.perf_counter() - test_start
     print(
-        f"\n{args.method}, {args.dataset}: {len(np.unique(y_novel))} novel classes, "
+        f"\n{args.method}, {args.dataset}"
+        + (f" ({args.protocol} protocol)" if args.dataset == "omniglot" else "")
+        + f": {len(np.unique(y_novel))} "
+        + ("validation" if args.validation else "novel")
+        + " classes, "
         f"{args.test_episodes} episodes of {args.test_query} queries per class "
-        f"(mean ± 95% CI); meta-training took {train_seconds:.0f} s",
+        f"(mean ± 95% CI); meta-training took {train_seconds:.0f} s"
+        + (
+            ""
+            if budget is None
+            else f", {train_episodes} of {planned_episodes} episodes: the "
+            f"{args.max_time:g}-minute time budget "
+            + ("stopped it early" if stopped_early else "was not reached")
+        ),
         file=out,
     )
     print(f"{'setting':>14}  accuracy (%)", file=out)
@@ -266,7 +371,10 @@ def benchmark(args, out=None):
     result = {
         "method": args.method,
         "dataset": args.dataset,
-        "train_episodes": n_epochs * args.episodes_per_epoch,
+        "train_episodes": train_episodes,
+        "planned_episodes": planned_episodes,
+        "max_time_minutes": args.max_time,
+        "stopped_early": stopped_early,
         "train_seconds": train_seconds,
         "test_seconds": test_seconds,
         "results": rows,

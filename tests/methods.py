@@ -16,6 +16,7 @@ from skfewshot.meta import (
     MAMLLearner,
     MatchingLearner,
     MetaSGDLearner,
+    PretrainingLearner,
     PrototypicalLearner,
     RelationLearner,
     ReptileLearner,
@@ -27,6 +28,7 @@ from skfewshot.nn import MLP, LSTMOptimizer
 LEARNERS = {
     "prototypical": (PrototypicalLearner, {}),
     "matching": (MatchingLearner, {"comparator__embedding_dim": 16}),
+    "pretraining": (PretrainingLearner, {"batch_size": 16}),
     "relation": (
         RelationLearner,
         {"comparator__embedding_dim": 16, "comparator__hidden_channels": 16},
@@ -80,6 +82,7 @@ def classifiers():
         PrototypicalClassifier(),
         PrototypicalClassifier(TinyEncoder()),
         PrototypicalClassifier(distance="cosine"),
+        PrototypicalClassifier(transductive=True, transductive_steps=2),
         *test_matching.ESTIMATORS,
         *test_relation.ESTIMATORS,
         *test_siamese.ESTIMATORS,

@@ -1,9 +1,11 @@
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import joblib
 import numpy as np
+import pytest
 
 from skfewshot import PrototypicalClassifier
 from skfewshot._cli import main
@@ -106,3 +108,124 @@ def test_benchmark_command_runs_gradient_methods_on_images(tmp_path):
     assert result["method"] == "metasgd" and len(result["results"]) == 1
     clf = joblib.load(out)
     assert isinstance(clf, MetaSGDClassifier) and clf.rule is not None
+
+
+def test_max_time_stops_meta_training_early(tmp_path, capsys, monkeypatch):
+    import skfewshot.callbacks as callbacks_module
+
+    # The budget's clock advances by a minute at every reading (one at the start, one
+    # per meta-batch): 2.5 minutes are spent at the 3rd meta-batch, on any machine.
+    minutes = iter(range(10**6))
+    clock = SimpleNamespace(perf_counter=lambda: 60.0 * next(minutes))
+    monkeypatch.setattr(callbacks_module, "time", clock)
+    js = tmp_path / "result.json"
+    main(
+        [
+            "benchmark",
+            "--dataset",
+            "digits",
+            "--episodes",
+            "40",
+            "--episodes-per-epoch",
+            "20",
+            "--max-time",
+            "2.5",
+            "--test-episodes",
+            "10",
+            "--ways",
+            "5",
+            "--shots",
+            "1",
+            "--quiet",
+            "--output",
+            "none",
+            "--json",
+            str(js),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "within a 2.5-minute time budget" in printed
+    assert "3 of 40 episodes: the 2.5-minute time budget stopped it early" in printed
+    result = json.loads(js.read_text())
+    assert result["max_time_minutes"] == 2.5 and result["stopped_early"] is True
+    assert result["train_episodes"] == 3 and result["planned_episodes"] == 40
+    assert len(result["results"]) == 1
+
+
+def test_max_time_not_reached_trains_every_episode(tmp_path):
+    js = tmp_path / "result.json"
+    main(
+        [
+            "benchmark",
+            "--dataset",
+            "digits",
+            "--episodes",
+            "8",
+            "--episodes-per-epoch",
+            "4",
+            "--max-time",
+            "60",
+            "--test-episodes",
+            "5",
+            "--ways",
+            "5",
+            "--shots",
+            "1",
+            "--quiet",
+            "--output",
+            "none",
+            "--json",
+            str(js),
+        ]
+    )
+    result = json.loads(js.read_text())
+    assert result["stopped_early"] is False and result["train_episodes"] == 8
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_max_time_must_be_a_positive_number(value, capsys):
+    from skfewshot._cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["benchmark", "--max-time", value])
+    assert "positive number of minutes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "options, n_classes",
+    [
+        (["--dataset", "digits", "--validation"], 8),
+        (["--validation"], 192),  # a fifth of the 964 background characters, unrotated
+        (["--protocol", "vinyals", "--validation"], 688),
+    ],
+)
+def test_validation_classes_for_recipe_choices(options, n_classes, capsys, omniglot_small):
+    # omniglot_small only skips the test where the Omniglot archives are absent.
+    main(
+        [
+            "benchmark",
+            *options,
+            "--method",
+            "pretraining",
+            "--episodes",
+            "2",
+            "--episodes-per-epoch",
+            "2",
+            "--ways",
+            "5",
+            "--shots",
+            "1",
+            "--test-episodes",
+            "2",
+            "--param",
+            "batch_size=8",
+            "--param",
+            "head=CosineHead",
+            "--param",
+            "augmentation=RandomAffine",
+            "--quiet",
+            "--output",
+            "none",
+        ]
+    )
+    assert f": {n_classes} validation classes" in capsys.readouterr().out

@@ -36,6 +36,7 @@ def test_learner_contract(name, digits):
 #: name -> what the Omniglot smoke needs beyond the common settings
 OMNIGLOT = {
     "prototypical": {"max_epochs": 2},
+    "pretraining": {"batch_size": 64, "max_epochs": 6},
     "matching": {"comparator__embedding_dim": 16},
     "relation": {
         "comparator__embedding_dim": 16,

@@ -8,13 +8,17 @@ The loaders follow the conventions of :mod:`sklearn.datasets`: they return a
 
 # License: BSD-3-Clause
 
+from ._affine import RandomAffine
 from ._augment import rotate_classes
 from ._base import get_data_home
 from ._folder import load_image_folder
 from ._omniglot import fetch_omniglot
+from ._vinyals import fetch_omniglot_vinyals
 
 __all__ = [
+    "RandomAffine",
     "fetch_omniglot",
+    "fetch_omniglot_vinyals",
     "get_data_home",
     "load_image_folder",
     "rotate_classes",

@@ -10,6 +10,7 @@ from ._gradient import (
     ReptileLearner,
 )
 from ._matching import MatchingLearner
+from ._pretraining import PretrainingLearner
 from ._prototypical import PrototypicalLearner
 from ._relation import RelationLearner
 from ._siamese import SiameseLearner
@@ -25,6 +26,7 @@ __all__ = [
     "MAMLLearner",
     "MatchingLearner",
     "MetaSGDLearner",
+    "PretrainingLearner",
     "PrototypicalLearner",
     "RelationLearner",
     "ReptileLearner",

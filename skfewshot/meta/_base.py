@@ -7,6 +7,7 @@
 """
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
 
-from .._param_validation import Integer, Positive, validate_params
+from .._param_validation import Instance, Integer, Positive, validate_params
 from .._torch_utils import channels_last, encoder_errors, torch_seed
 from .._validation import Component, Device, check_embedding_dim
 from ..model_selection import EpisodeSampler
@@ -79,6 +80,11 @@ class EpisodicLearner(NeuralNet):
     random_state : int, RandomState instance or None, default=None
         Seeds the episodes and the weight initialisation: the same integer
         gives the same episodes and the same meta-trained weights on CPU.
+    augmentation : callable or None, default=None
+        Distorts the samples of the training episodes, as
+        ``augmentation(samples, rng)`` with the episodes' random generator,
+        e.g. :class:`~skfewshot.datasets.RandomAffine` for images (seeded by
+        ``random_state`` like the episodes). None: no augmentation.
     optimizer : type of torch.optim.Optimizer, default=torch.optim.Adam
         The meta-optimizer.
     lr : float, default=1e-3
@@ -123,6 +129,7 @@ class EpisodicLearner(NeuralNet):
         "meta_batch_size": Integer(1),
         "valid_episodes": Integer(1),
         "max_epochs": Integer(0),
+        "augmentation": Instance(Callable, none=True, label="callable"),
         "lr": Positive(),
         "device": Device(none=True),
     }
@@ -144,6 +151,7 @@ class EpisodicLearner(NeuralNet):
         meta_batch_size=1,
         valid_episodes=100,
         random_state=None,
+        augmentation=None,
         optimizer=torch.optim.Adam,
         lr=1e-3,
         max_epochs=30,
@@ -167,6 +175,7 @@ class EpisodicLearner(NeuralNet):
         self.meta_batch_size = meta_batch_size
         self.valid_episodes = valid_episodes
         self.random_state = random_state
+        self.augmentation = augmentation
 
     @property
     def _default_callbacks(self):
@@ -305,6 +314,8 @@ class EpisodicLearner(NeuralNet):
         encoder = self.module_.encoder
         sample = torch.from_numpy(np.asarray(X[:1], dtype=np.float32))
         sample = sample.to(next(encoder.parameters(), sample).device)
+        if self.augmentation is not None:  # fails early on samples it cannot distort
+            sample = self.augmentation(sample, np.random.RandomState(0))
         mode = encoder.training
         try:
             encoder.eval()
@@ -334,6 +345,7 @@ class EpisodicLearner(NeuralNet):
                 self.episodes_per_epoch,
                 self._train_rng_,
                 meta_batch_size=self.meta_batch_size,
+                transform=self.augmentation,
             )
         X_valid, y_valid = self._validate_base_data(dataset.X, dataset.y)
         sampler = self._sampler(y_valid, what="validation set")

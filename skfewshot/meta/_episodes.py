@@ -56,15 +56,29 @@ class EpisodeLoader:
         Order each episode's classes as a few-shot classifier's ``classes_``
         (see :meth:`EpisodeSampler.sample`), so that the episodes are scored
         as the classifier scores them, also by order-sensitive models.
+    transform : callable or None, default=None
+        Applied to the support and the query samples of each episode as
+        ``transform(samples, rng)`` with the loader's random generator (e.g.
+        :class:`~skfewshot.datasets.RandomAffine`, for training).
     """
 
-    def __init__(self, X, sampler, n_episodes, random_state, meta_batch_size=1, sort_classes=False):
+    def __init__(
+        self,
+        X,
+        sampler,
+        n_episodes,
+        random_state,
+        meta_batch_size=1,
+        sort_classes=False,
+        transform=None,
+    ):
         self.X = X
         self.sampler = sampler
         self.n_episodes = n_episodes
         self.random_state = random_state
         self.meta_batch_size = meta_batch_size
         self.sort_classes = sort_classes
+        self.transform = transform
 
     def __len__(self):
         return -(-self.n_episodes // self.meta_batch_size)
@@ -77,11 +91,10 @@ class EpisodeLoader:
             support, query, support_labels, query_labels = self.sampler.sample(
                 rng, sort_classes=self.sort_classes
             )
-            episode = Episode(
-                self.X[torch.from_numpy(support)],
-                torch.from_numpy(support_labels),
-                self.X[torch.from_numpy(query)],
-            )
+            support, query = self.X[torch.from_numpy(support)], self.X[torch.from_numpy(query)]
+            if self.transform is not None:
+                support, query = self.transform(support, rng), self.transform(query, rng)
+            episode = Episode(support, torch.from_numpy(support_labels), query)
             yield episode, torch.from_numpy(query_labels)
 
     def __iter__(self):
@@ -94,6 +107,65 @@ class EpisodeLoader:
                 episodes, labels = [], []
         if episodes:
             yield episodes, labels
+
+
+class BatchLoader:
+    """Iterate over mini-batches of labelled samples, in the meta-batch shape of episodes.
+
+    For supervised pre-training in the episodic loop: each item is
+    ``([Episode(empty support, query=samples)], [labels])``, a meta-batch
+    of ``meta_batch_size`` classification batches of ``batch_size`` samples
+    each, drawn at random without replacement within a batch; the labels
+    are global class indices. ``len`` is the number of meta-batches.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, ...)
+        The samples.
+    y : ndarray of shape (n_samples,)
+        Their class indices.
+    batch_size : int
+        Samples per batch.
+    n_batches : int
+        Batches per pass.
+    random_state : numpy.random.RandomState
+        Source of the batches (a pass continues its stream).
+    meta_batch_size : int, default=1
+        Batches per meta-batch (their losses are averaged).
+    transform : callable or None, default=None
+        Applied to each batch's samples as ``transform(samples, rng)``.
+    """
+
+    def __init__(
+        self, X, y, batch_size, n_batches, random_state, meta_batch_size=1, transform=None
+    ):
+        self.X = X
+        self.y = torch.as_tensor(y)
+        self.batch_size = batch_size
+        self.n_batches = n_batches
+        self.random_state = random_state
+        self.meta_batch_size = meta_batch_size
+        self.transform = transform
+
+    def __len__(self):
+        return -(-self.n_batches // self.meta_batch_size)
+
+    def __iter__(self):
+        rng = self.random_state
+        size = min(self.batch_size, len(self.X))
+        batches, labels = [], []
+        for _ in range(self.n_batches):
+            index = torch.from_numpy(rng.choice(len(self.X), size, replace=False))
+            samples = self.X[index]
+            if self.transform is not None:
+                samples = self.transform(samples, rng)
+            batches.append(Episode(samples[:0], self.y[:0], samples))
+            labels.append(self.y[index])
+            if len(batches) == self.meta_batch_size:
+                yield batches, labels
+                batches, labels = [], []
+        if batches:
+            yield batches, labels
 
 
 class ValidClassSplit:

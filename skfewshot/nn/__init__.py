@@ -17,6 +17,7 @@ from ._episode import EpisodeModel, n_classes
 from ._losses import OneHotLoss, ReptileLoss
 from ._matching import MatchingAttention
 from ._modules import MLP, Conv4
+from ._pretraining import CosineHead, PretrainingModel
 from ._prototypes import Prototypes
 from ._relation import RelationModule
 from ._siamese import SiameseKernel
@@ -24,6 +25,7 @@ from ._siamese import SiameseKernel
 __all__ = [
     "MLP",
     "Conv4",
+    "CosineHead",
     "EpisodeModel",
     "GradientAdaptation",
     "GradientStep",
@@ -31,6 +33,7 @@ __all__ = [
     "MatchingAttention",
     "MetaLearnerLSTM",
     "OneHotLoss",
+    "PretrainingModel",
     "Prototypes",
     "RelationModule",
     "ReptileAdaptation",
