@@ -4,9 +4,12 @@ One registry (``methods.py``) lists every learner and classifier; the
 per-method test modules keep only their method's maths.
 """
 
+import numpy as np
 import pytest
-from conftest import expected_failed_checks
+from conftest import check_bad_input, expected_failed_checks
 from methods import LEARNERS, TRANSFORMERS, classifiers, tiny_learner
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skfewshot.nn import Conv4
@@ -71,3 +74,50 @@ def test_meta_training_improves_novel_class_accuracy(name, omniglot_small):
     before = untrained.score(X[~base], y[~base], **score)
     after = trained.score(X[~base], y[~base], **score)
     assert after > before + 0.1, (before, after)
+
+
+_X = np.random.RandomState(0).rand(6, 5)
+_Y = [0, 0, 1, 1, 2, 2]
+_NAN = _X.copy()
+_NAN[0, 0] = np.nan
+
+#: Bad input every classifier must refuse with a clear error:
+#: (parameters, X, y, X_predict, error, message); see conftest.check_bad_input.
+BAD_INPUT = {
+    "one-class support set": ({}, _X, [1] * 6, None, ValueError, "only 1 class"),
+    "predict before fit": ({}, None, None, _X, NotFittedError, "not fitted yet"),
+    "mismatched feature sizes": ({}, _X, _Y, _X[:, :4], ValueError, "X has 4 features, but"),
+    "NaN in support": ({}, _NAN, _Y, None, ValueError, "Input X contains NaN"),
+    "NaN in query": ({}, _X, _Y, _NAN, ValueError, "Input X contains NaN"),
+    "zero batch_size": (
+        {"batch_size": 0},
+        _X,
+        _Y,
+        _X,
+        ValueError,
+        "batch_size must be an integer >= 1, got 0",
+    ),
+    "float batch_size": (
+        {"batch_size": 2.5},
+        _X,
+        _Y,
+        _X,
+        ValueError,
+        "batch_size must be an integer >= 1, got 2.5",
+    ),
+    "encoder that is not a module": (
+        {"encoder": "conv4"},
+        _X,
+        _Y,
+        _X,
+        TypeError,
+        "encoder must be a torch.nn.Module instance or None, got str",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+@pytest.mark.parametrize("classifier", CLASSIFIERS, ids=lambda c: repr(c)[:60])
+def test_bad_input_is_refused_clearly(classifier, case):
+    params, *rest = BAD_INPUT[case]
+    check_bad_input((clone(classifier).set_params(**params), *rest))

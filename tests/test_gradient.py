@@ -5,7 +5,6 @@ import pytest
 import torch
 from conftest import TinyEncoder, check_bad_input
 from methods import tiny_learner
-from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 from torch.nn import functional as F
@@ -388,44 +387,6 @@ BAD_INPUT = {
         None,
         ValueError,
         "the encoder Conv4 failed on a batch",
-    ),
-    "NaN in support": (
-        MAMLClassifier(Conv4()),
-        X_NAN,
-        Y_IMG,
-        None,
-        ValueError,
-        "Input X contains NaN",
-    ),
-    "one-class support set": (
-        MAMLClassifier(),
-        np.ones((4, 2)),
-        [1, 1, 1, 1],
-        None,
-        ValueError,
-        "only 1 class",
-    ),
-    "float batch_size": (
-        MAMLClassifier(batch_size=2.5),
-        *OK,
-        None,
-        ValueError,
-        "batch_size must be an integer >= 1, got 2.5",
-    ),
-    "predict before fit": (
-        ReptileClassifier(),
-        None,
-        None,
-        np.ones((2, 2)),
-        NotFittedError,
-        "not fitted yet",
-    ),
-    "mismatched feature sizes": (
-        ANILClassifier(),
-        *OK,
-        np.ones((2, 5)),
-        ValueError,
-        "X has 5 features, but",
     ),
 }
 

@@ -304,20 +304,6 @@ BAD_INPUT = {
         TypeError,
         "comparator must be a torch.nn.Module instance",
     ),
-    "one-class support set": (
-        MatchingClassifier(),
-        np.ones((4, 2)),
-        [1, 1, 1, 1],
-        ValueError,
-        "only 1 class",
-    ),
-    "NaN in support": (
-        MatchingClassifier(),
-        np.array([[np.nan, 1.0], [0.0, 1.0]]),
-        [0, 1],
-        ValueError,
-        "Input X contains NaN",
-    ),
 }
 
 

@@ -6,7 +6,6 @@ import torch
 from conftest import TinyEncoder, check_bad_input
 from methods import tiny_learner
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_val_score
 from torch import nn
 from torch.nn import functional as F
@@ -302,30 +301,6 @@ BAD_INPUT = {
         None,
         ValueError,
         "Found array with dim 3",
-    ),
-    "NaN in query": (
-        RelationClassifier(comparator=AnyWidthRelation()),
-        np.ones((4, 2)),
-        [0, 0, 1, 1],
-        np.array([[np.nan, 1.0]]),
-        ValueError,
-        "contains NaN",
-    ),
-    "predict before fit": (
-        RelationClassifier(comparator=AnyWidthRelation()),
-        None,
-        None,
-        np.ones((2, 2)),
-        NotFittedError,
-        "not fitted yet",
-    ),
-    "one-class support set": (
-        RelationClassifier(comparator=AnyWidthRelation()),
-        np.ones((4, 2)),
-        [1, 1, 1, 1],
-        None,
-        ValueError,
-        "only 1 class",
     ),
 }
 
