@@ -3,7 +3,7 @@
 import torch
 
 from ._base import EmbeddingClassifier, FewShotClassifier
-from ._param_validation import Boolean, Integer, Options
+from ._param_validation import Boolean, Integer, Options, Positive
 from .nn._distances import DISTANCES, class_means, pairwise_distance
 
 
@@ -37,6 +37,12 @@ class PrototypicalClassifier(EmbeddingClassifier):
     distance : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
         Distance between an embedding and a prototype; also the one of the
         soft assignments of the transductive refinement.
+    scale : float, default=1.0
+        Multiplies the negative distances before the softmax (an inverse
+        temperature): ``predict_proba`` is ``softmax(-scale * distance)``, and
+        so are the soft assignments of the transductive refinement. It does
+        not change ``predict`` without transduction. Cosine distances lie in
+        [0, 2], where 1 leaves the probabilities nearly uniform: use e.g. 10.
     transductive : bool, default=False
         False scores each query against the support set's prototypes: its
         prediction depends on the support set and on itself only. True
@@ -85,6 +91,7 @@ class PrototypicalClassifier(EmbeddingClassifier):
     _parameter_constraints = {
         **FewShotClassifier._parameter_constraints,
         "distance": Options(*DISTANCES),
+        "scale": Positive(),
         "transductive": Boolean(),
         "transductive_steps": Integer(1),
     }
@@ -94,6 +101,7 @@ class PrototypicalClassifier(EmbeddingClassifier):
         encoder=None,
         *,
         distance="sqeuclidean",
+        scale=1.0,
         transductive=False,
         transductive_steps=1,
         device="cpu",
@@ -101,6 +109,7 @@ class PrototypicalClassifier(EmbeddingClassifier):
     ):
         self.encoder = encoder
         self.distance = distance
+        self.scale = scale
         self.transductive = transductive
         self.transductive_steps = transductive_steps
         self.device = device
@@ -115,7 +124,7 @@ class PrototypicalClassifier(EmbeddingClassifier):
         """Soft k-means refinement of ``prototypes`` with all the query embeddings.
 
         Each step assigns every query softly to the prototypes (the softmax
-        over its negative distances) and replaces each prototype by the
+        over its scaled negative distances, ``predict_proba``) and replaces each prototype by the
         weighted mean of its support embeddings (weight 1 each, through the
         support-only prototype times the class count) and of the queries
         (weight their assignment).
@@ -124,14 +133,17 @@ class PrototypicalClassifier(EmbeddingClassifier):
         support_sums = prototypes * counts.unsqueeze(1)
         refined = prototypes
         for _ in range(self.transductive_steps):
-            weights = torch.softmax(-pairwise_distance(query, refined, self.distance), dim=1)
+            weights = torch.softmax(self._logits(query, refined), dim=1)
             refined = (support_sums + weights.T @ query) / (counts + weights.sum(0)).unsqueeze(1)
         return refined
 
+    def _logits(self, query, prototypes):
+        return -self.scale * pairwise_distance(query, prototypes, self.distance)
+
     def _score_embeddings(self, query):
-        """Negative distances of the queries to each (refined, if transductive) prototype."""
+        """Scaled negative distances of the queries to each (refined, if transductive) prototype."""
         query = query.flatten(1)
         prototypes = torch.as_tensor(self.prototypes_, device=query.device, dtype=query.dtype)
         if self.transductive:  # all the queries of the call together, never in batches
             prototypes = self._refine(prototypes, query)
-        return -pairwise_distance(query, prototypes, self.distance)
+        return self._logits(query, prototypes)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TinyEncoder, check_bad_input
+from methods import tiny_learner
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
@@ -186,3 +187,17 @@ def test_tiny_encoder_is_used(digits):
     plain = PrototypicalClassifier().fit(X[:60], y[:60]).decision_function(X[60:70])
     encoded = PrototypicalClassifier(TinyEncoder(3.0)).fit(X[:60], y[:60])
     assert not np.allclose(plain, encoded.decision_function(X[60:70]))
+
+
+def test_scale_is_the_inverse_temperature_of_the_probabilities(digits, mlp):
+    X, y = digits
+    plain = PrototypicalClassifier(mlp, distance="cosine").fit(X[:50], y[:50])
+    sharp = PrototypicalClassifier(mlp, distance="cosine", scale=10.0).fit(X[:50], y[:50])
+    np.testing.assert_array_equal(plain.predict(X[50:]), sharp.predict(X[50:]))
+    scores = plain.decision_function(X[50:])
+    np.testing.assert_allclose(sharp.decision_function(X[50:]), 10 * scores, rtol=1e-5)
+    learner = tiny_learner("prototypical", distance="cosine", scale=10.0).fit(X[y < 6], y[y < 6])
+    assert learner.comparator_.scale == 10.0
+    assert learner.to_classifier().get_params()["scale"] == 10.0
+    with pytest.raises(ValueError, match="PrototypicalClassifier: scale must be a positive"):
+        PrototypicalClassifier(scale=0).fit(X[:50], y[:50])

@@ -4,12 +4,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._param_validation import Integer, Options
+from .._param_validation import Integer
 from .._prototypical import PrototypicalClassifier
 from .._torch_utils import encoder_errors
 from .._validation import Component
 from ..nn import Conv4, Prototypes
-from ..nn._distances import DISTANCES
 from ..nn._pretraining import PretrainingModel
 from ._base import ComparatorLearner
 from ._episodes import BatchLoader
@@ -49,6 +48,9 @@ class PretrainingLearner(ComparatorLearner):
     distance : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
         Distance to the class prototypes in validation, :meth:`score` and the
         classifier.
+    scale : float, default=1.0
+        Multiplies the negative distances to the prototypes (an inverse
+        temperature of their softmax).
     batch_size : int, default=128
         Samples per training batch.
     episodes_per_epoch : int, default=100
@@ -105,7 +107,7 @@ class PretrainingLearner(ComparatorLearner):
     _parameter_constraints = {
         **ComparatorLearner._parameter_constraints,
         "head": Component(),
-        "distance": Options(*DISTANCES),
+        **Prototypes._parameter_constraints,
         "batch_size": Integer(1),
     }
 
@@ -115,6 +117,7 @@ class PretrainingLearner(ComparatorLearner):
         *,
         head=nn.Linear,
         distance="sqeuclidean",
+        scale=1.0,
         batch_size=128,
         n_way=5,
         n_shot=1,
@@ -137,9 +140,14 @@ class PretrainingLearner(ComparatorLearner):
         )
         self.head = head
         self.distance = distance
+        self.scale = scale
 
     def _defaults(self):
-        return {"comparator__distance": self.distance, "classifier__distance": self.distance}
+        return {
+            f"{name}__{param}": getattr(self, param)
+            for name in ("comparator", "classifier")
+            for param in ("distance", "scale")
+        }
 
     def fit(self, X, y, **fit_params):
         """Pre-train on mini-batches of the base data set ``(X, y)``.

@@ -28,6 +28,10 @@ class PrototypicalLearner(ComparatorLearner):
         Learning rate of the Adam meta-optimizer.
     distance : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
         Distance between query embeddings and prototypes.
+    scale : float, default=1.0
+        Multiplies the negative distances before the softmax (an inverse
+        temperature; the paper's is 1). Cosine distances need a larger one,
+        e.g. 10.
     device : str, default="cpu"
         Where to train.
     random_state : int, RandomState instance or None, default=None
@@ -72,12 +76,18 @@ class PrototypicalLearner(ComparatorLearner):
         encoder=Conv4,
         *,
         distance="sqeuclidean",
+        scale=1.0,
         comparator=Prototypes,
         criterion=nn.CrossEntropyLoss,
         **kwargs,
     ):
         super().__init__(encoder, comparator=comparator, criterion=criterion, **kwargs)
         self.distance = distance
+        self.scale = scale
 
     def _defaults(self):
-        return {"comparator__distance": self.distance, "classifier__distance": self.distance}
+        return {
+            f"{name}__{param}": getattr(self, param)
+            for name in ("comparator", "classifier")
+            for param in ("distance", "scale")
+        }

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from .._param_validation import Options, validate_params
+from .._param_validation import Options, Positive, validate_params
 from ._distances import DISTANCES, class_means, pairwise_distance
 from ._episode import n_classes
 
@@ -17,15 +17,21 @@ class Prototypes(nn.Module):
     ----------
     distance : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
         Distance between embeddings and prototypes.
+    scale : float, default=1.0
+        Multiplies the negative distances (an inverse temperature of the
+        softmax): Prototypical Networks use 1 with squared Euclidean
+        distances; cosine distances, in [0, 2], train better with e.g. 10.
     """
 
-    _parameter_constraints = {"distance": Options(*DISTANCES)}
+    _parameter_constraints = {"distance": Options(*DISTANCES), "scale": Positive()}
 
-    def __init__(self, distance="sqeuclidean"):
+    def __init__(self, distance="sqeuclidean", scale=1.0):
         super().__init__()
-        validate_params({"distance": distance}, self._parameter_constraints, "Prototypes")
+        params = {"distance": distance, "scale": scale}
+        validate_params(params, self._parameter_constraints, "Prototypes")
         self.distance = distance
+        self.scale = scale
 
     def forward(self, support, support_labels, query):
         prototypes = class_means(support.flatten(1), support_labels, n_classes(support_labels))
-        return -pairwise_distance(query.flatten(1), prototypes, self.distance)
+        return -self.scale * pairwise_distance(query.flatten(1), prototypes, self.distance)
