@@ -5,16 +5,15 @@ import torch
 from torch import nn
 
 from .._param_validation import Integer
-from .._prototypical import PrototypicalClassifier
 from .._torch_utils import encoder_errors
 from .._validation import Component
-from ..nn import Conv4, Prototypes
+from ..nn import Conv4
 from ..nn._pretraining import PretrainingModel
-from ._base import ComparatorLearner
 from ._episodes import BatchLoader
+from ._prototypical import PrototypicalLearner
 
 
-class PretrainingLearner(ComparatorLearner):
+class PretrainingLearner(PrototypicalLearner):
     """Pre-train an encoder as an ordinary classifier over all base classes at once.
 
     Few-shot classification needs an embedding that separates classes it
@@ -30,7 +29,9 @@ class PretrainingLearner(ComparatorLearner):
     episodically: pass ``learner.encoder_`` as the ``encoder`` of any
     meta-learner (Meta-Baseline, Chen et al. 2021).
 
-    The training loop is the one of every meta-learner
+    It is a :class:`PrototypicalLearner` whose training steps are
+    classification batches. The training loop is the one of every
+    meta-learner
     (:class:`~skfewshot.base.EpisodicLearner`): a step is a batch of
     ``batch_size`` samples (an episode with an empty support set, for the
     :class:`~skfewshot.nn.PretrainingModel`), ``episodes_per_epoch`` steps
@@ -61,7 +62,7 @@ class PretrainingLearner(ComparatorLearner):
         Distorts the training samples, e.g.
         :class:`~skfewshot.datasets.RandomAffine`.
     **kwargs
-        Any other :class:`~skfewshot.base.ComparatorLearner` /
+        Any other :class:`PrototypicalLearner` /
         :class:`skorch.NeuralNet` parameter: ``max_epochs``, ``lr``,
         ``random_state``, ``train_split``, ``callbacks``, ``encoder__*``,
         ``head__*``, ...
@@ -100,14 +101,11 @@ class PretrainingLearner(ComparatorLearner):
     >>> clf = learner.to_classifier()
     """
 
-    classifier_class = PrototypicalClassifier
-
     components = ("encoder", "comparator", "head")
 
     _parameter_constraints = {
-        **ComparatorLearner._parameter_constraints,
+        **PrototypicalLearner._parameter_constraints,
         "head": Component(),
-        **Prototypes._parameter_constraints,
         "batch_size": Integer(1),
     }
 
@@ -116,21 +114,15 @@ class PretrainingLearner(ComparatorLearner):
         encoder=Conv4,
         *,
         head=nn.Linear,
-        distance="sqeuclidean",
-        scale=1.0,
         batch_size=128,
         n_way=5,
         n_shot=1,
         n_query=15,
-        comparator=Prototypes,
-        criterion=nn.CrossEntropyLoss,
         module=PretrainingModel,
         **kwargs,
     ):
         super().__init__(
             encoder,
-            comparator=comparator,
-            criterion=criterion,
             module=module,
             batch_size=batch_size,
             n_way=n_way,
@@ -139,15 +131,6 @@ class PretrainingLearner(ComparatorLearner):
             **kwargs,
         )
         self.head = head
-        self.distance = distance
-        self.scale = scale
-
-    def _defaults(self):
-        return {
-            f"{name}__{param}": getattr(self, param)
-            for name in ("comparator", "classifier")
-            for param in ("distance", "scale")
-        }
 
     def fit(self, X, y, **fit_params):
         """Pre-train on mini-batches of the base data set ``(X, y)``.
