@@ -26,6 +26,8 @@ PUBLISHED = {  # Omniglot 5w1s, 5w5s, 20w1s, 20w5s as published
     # The learned optimizers' papers report no Omniglot figures.
     "meta-lstm": ("Meta-learner LSTM (Ravi & Larochelle 2017)", ("n/a",) * 4),
     "lstm-optimizer": ("LSTM optimizer (Andrychowicz et al. 2016)", ("n/a",) * 4),
+    # Chen et al. 2019 and Tian et al. 2020 report no figures on Omniglot's Lake protocol.
+    "pretraining": ("Pre-training (Chen et al. 2019; Tian et al. 2020)", ("n/a",) * 4),
 }
 SETTINGS = [(5, 1), (5, 5), (20, 1), (20, 5)]
 
@@ -47,10 +49,11 @@ def main(paths):
             name += " (" + ", ".join(f"`{p}`" for p in params) + ")"
         rows = {(r["n_way"], r["n_shot"]): r for r in result["results"]}
         cells = [
-            f"{rows[s]['accuracy']:.2f} ± {rows[s]['ci95']:.2f} ({p})"
+            f"{rows[s]['accuracy']:.2f} ± {rows[s]['ci95']:.2f} ({p})" if s in rows else "-"
             for s, p in zip(SETTINGS, published)
         ]
-        train = f"{result['train_episodes']} episodes, {result['train_seconds'] / 60:.1f} min"
+        steps = "batches" if method == "pretraining" else "episodes"
+        train = f"{result['train_episodes']} {steps}, {result['train_seconds'] / 60:.1f} min"
         print(f"| {name} | {train} | " + " | ".join(cells) + " |")
 
 

@@ -178,7 +178,10 @@ def build_parser():
     )
     bench.add_argument("--image-size", type=int, default=28)
     bench.add_argument(
-        "--episodes", type=int, default=3000, help="meta-training episodes (default 3000)"
+        "--episodes",
+        type=int,
+        default=3000,
+        help="meta-training episodes (default 3000); batches of samples for --method pretraining",
     )
     bench.add_argument(
         "--max-time",
@@ -296,9 +299,13 @@ def benchmark(args, out=None):
     planned_episodes = n_epochs * args.episodes_per_epoch
     print(
         f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
-        f"({len(y_base)} samples): {planned_episodes} episodes of "
-        f"{learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
-        f"{args.lr_schedule} learning rate from {args.lr}"
+        f"({len(y_base)} samples): {planned_episodes} "
+        + (
+            f"batches of {learner.batch_size} samples, "
+            if isinstance(learner, meta.PretrainingLearner)
+            else f"episodes of {learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
+        )
+        + f"{args.lr_schedule} learning rate from {args.lr}"
         + ("" if budget is None else f", within a {args.max_time:g}-minute time budget"),
         file=out,
     )
