@@ -117,7 +117,7 @@ def fetch_omniglot_vinyals(
     Samples total      82,240      13,760    96,000        33,840
     =================  ==========  ========  ============  ========
 
-    Read more in the :ref:`dataset description <omniglot_vinyals_dataset>`.
+    The description of the data set is in the ``DESCR`` attribute of the result.
 
     Parameters
     ----------
