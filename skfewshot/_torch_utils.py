@@ -51,6 +51,22 @@ def encoder_errors(encoder, shape, *, owner):
         ) from exc
 
 
+def probe(module, sample, *, owner):
+    """``module(sample)`` in evaluation mode without a graph, its training mode restored.
+
+    A dry run on one sample, to check what a module takes or size what
+    follows it: nothing is updated (batch-norm running statistics included),
+    and an error inside the module is re-raised naming the sample's shape.
+    """
+    mode = module.training
+    try:
+        module.eval()
+        with torch.no_grad(), encoder_errors(module, sample.shape, owner=owner):
+            return module(sample)
+    finally:
+        module.train(mode)
+
+
 def as_tensor(X, device):
     """``X`` (an array or a tensor) as a tensor on ``device``, without a copy where possible."""
     if isinstance(X, torch.Tensor):

@@ -17,7 +17,7 @@ from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
 
 from .._param_validation import Instance, Integer, Positive, validate_params
-from .._torch_utils import channels_last, encoder_errors, torch_seed
+from .._torch_utils import channels_last, probe, torch_seed
 from .._validation import Component, Device, check_embedding_dim
 from ..model_selection import EpisodeSampler
 from ..model_selection._episodes import EPISODE_CONSTRAINTS
@@ -316,13 +316,7 @@ class EpisodicLearner(NeuralNet):
         sample = sample.to(next(encoder.parameters(), sample).device)
         if self.augmentation is not None:  # fails early on samples it cannot distort
             sample = self.augmentation(sample, np.random.RandomState(0))
-        mode = encoder.training
-        try:
-            encoder.eval()
-            with torch.no_grad(), encoder_errors(encoder, sample.shape, owner=type(self).__name__):
-                return encoder(sample)
-        finally:
-            encoder.train(mode)
+        return probe(encoder, sample, owner=type(self).__name__)
 
     def _sampler(self, y, *, what, n_way=None, n_shot=None, n_query=None):
         return EpisodeSampler(

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .._param_validation import Integer
-from .._torch_utils import encoder_errors
+from .._torch_utils import probe
 from .._validation import Component
 from ..nn import Conv4
 from ..nn._pretraining import PretrainingModel
@@ -161,11 +161,7 @@ class PretrainingLearner(PrototypicalLearner):
             )
         encoder = self._build("encoder")
         sample = torch.zeros(1, *self._sample_shape)
-        mode = encoder.training
-        encoder.eval()
-        with torch.no_grad(), encoder_errors(encoder, sample.shape, owner=type(self).__name__):
-            width = encoder(sample).flatten(1).shape[1]
-        encoder.train(mode)
+        width = probe(encoder, sample, owner=type(self).__name__).flatten(1).shape[1]
         head = self._build("head", in_features=width, out_features=len(self.classes_))
         return {"encoder": encoder, "comparator": self._build("comparator"), "head": head}
 
