@@ -4,6 +4,9 @@ Both train the same Conv4 from the same initial weights on the same episodes;
 ``training_speed.py`` times them side by side.
 """
 
+import itertools
+import time
+
 import numpy as np
 import torch
 
@@ -13,8 +16,14 @@ from skfewshot.model_selection import EpisodeSampler
 from skfewshot.nn import Conv4
 
 
-def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, layout="channels_last"):
-    """The loop a practitioner writes by hand: no framework."""
+def handwritten_loop(
+    X, y, n_episodes, seed, n_way, n_shot, n_query, layout="channels_last", seconds=None
+):
+    """The loop a practitioner writes by hand: no framework.
+
+    With ``seconds``, it stops after the first episode that ends with that
+    much wall-clock time spent (``n_episodes`` None: no other limit).
+    """
     torch.manual_seed(seed)
     model = Conv4()
     if layout == "channels_last":  # the memory layout skfewshot uses for convolutions
@@ -24,7 +33,10 @@ def handwritten_loop(X, y, n_episodes, seed, n_way, n_shot, n_query, layout="cha
     rng = np.random.RandomState(seed)
     X = torch.from_numpy(X)
     model.train()
-    for _ in range(n_episodes):
+    start = time.perf_counter()
+    for _ in itertools.count() if n_episodes is None else range(n_episodes):
+        if seconds is not None and time.perf_counter() - start >= seconds:
+            break
         support, query, _, query_labels = sampler.sample(rng)
         z = model(X[torch.from_numpy(np.concatenate([support, query]))])
         prototypes = z[: len(support)].view(n_way, n_shot, -1).mean(1)

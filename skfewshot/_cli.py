@@ -8,6 +8,7 @@ import time
 
 import joblib
 import numpy as np
+import torch
 from skorch.callbacks import LRScheduler, ProgressBar
 
 from . import meta, nn
@@ -120,6 +121,18 @@ def _minutes(text):
     return value
 
 
+def _saved_encoder(path):
+    """The trained encoder of the classifier saved at ``path``."""
+    clf = joblib.load(path)
+    encoder = getattr(clf, "encoder", None)
+    if not isinstance(encoder, torch.nn.Module):
+        raise ValueError(
+            f"--encoder-from: {path} holds a {type(clf).__name__} without a trained encoder; "
+            "give a classifier saved by skfewshot benchmark --output."
+        )
+    return encoder
+
+
 def _trained_episodes(learner):
     """Episodes meta-trained, counted from the history's training meta-batches."""
     return sum(
@@ -180,19 +193,19 @@ def build_parser():
     bench.add_argument(
         "--episodes",
         type=int,
-        default=3000,
-        help="meta-training episodes (default 3000); batches of samples for --method pretraining",
+        default=None,
+        help="meta-training episodes (default 3000, or no limit with --max-time); batches "
+        "of samples for --method pretraining",
     )
     bench.add_argument(
         "--max-time",
         type=_minutes,
         default=None,
         metavar="MINUTES",
-        help="stop meta-training once MINUTES minutes (a number, e.g. 30 or 0.5) of "
-        "wall-clock time have passed, checked after every meta-batch. The budget only "
-        "stops training early: the epochs, and the cosine learning-rate schedule over "
-        "them, still come from --episodes, so set --episodes to about what the budget "
-        "allows (default: no time limit)",
+        help="meta-train for MINUTES minutes (a number, e.g. 30 or 0.5) of wall-clock "
+        "time, checked after every meta-batch; the cosine learning-rate schedule then "
+        "follows the clock, annealed to zero when the time is spent, and --episodes (no "
+        "limit by default) only caps the episodes (default: no time limit)",
     )
     bench.add_argument("--episodes-per-epoch", type=int, default=100)
     bench.add_argument(
@@ -214,6 +227,14 @@ def build_parser():
         help="training episodes' queries (default: the method's, 5 for protonet)",
     )
     bench.add_argument(
+        "--encoder-from",
+        default=None,
+        metavar="PATH",
+        help="start from the encoder of a classifier saved by an earlier run (joblib), "
+        "e.g. to fine-tune a pre-trained encoder episodically: --method protonet "
+        "--encoder-from pretraining_omniglot.joblib",
+    )
+    bench.add_argument(
         "--param",
         type=_param,
         action="append",
@@ -223,13 +244,20 @@ def build_parser():
         "--param encoder__hidden_channels=32, --param head=CosineHead or "
         "--param augmentation=RandomAffine (repeatable)",
     )
+    bench.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="arithmetic of the training forward passes: float32 (default) or bfloat16 "
+        "mixed precision (about twice as fast on CPUs with AMX or AVX-512 BF16 units)",
+    )
     bench.add_argument("--lr", type=float, default=1e-3)
     bench.add_argument(
         "--lr-schedule",
         choices=["cosine", "constant"],
         default="cosine",
-        help="cosine annealing of the learning rate over the epochs "
-        "(default), or a constant learning rate",
+        help="cosine annealing of the learning rate over the epochs, or over the time "
+        "budget with --max-time (default), or a constant learning rate",
     )
     bench.add_argument(
         "--ways",
@@ -266,8 +294,13 @@ def benchmark(args, out=None):
     out = sys.stdout if out is None else out
     X_base, y_base, X_novel, y_novel, encoder_params = _load(args)
     ways = args.ways or ([5, 20] if args.dataset == "omniglot" else [5, 10])
-    n_epochs = max(1, round(args.episodes / args.episodes_per_epoch))
+    # Under a time budget without --episodes, the budget alone stops training.
+    unlimited = args.episodes is None and args.max_time is not None
+    episodes = 10**9 if unlimited else 3000 if args.episodes is None else args.episodes
+    n_epochs = max(1, round(episodes / args.episodes_per_epoch))
     shape = {"n_way": args.train_way, "n_shot": args.train_shot, "n_query": args.train_query}
+    if args.encoder_from is not None:  # a trained instance replaces the encoder class
+        encoder_params = {"encoder": _saved_encoder(args.encoder_from)}
     name, method_params = METHODS[args.method]
     # Torch modules and augmentations are named by their class: --param head=CosineHead.
     params = {
@@ -278,6 +311,7 @@ def benchmark(args, out=None):
         episodes_per_epoch=args.episodes_per_epoch,
         max_epochs=n_epochs,
         lr=args.lr,
+        precision=args.precision,
         device=args.device,
         random_state=args.random_state,
         verbose=0 if args.quiet else 1,
@@ -290,23 +324,32 @@ def benchmark(args, out=None):
         if args.quiet
         else [ProgressBar(batches_per_epoch=-(-args.episodes_per_epoch // learner.meta_batch_size))]
     )
-    if args.lr_schedule == "cosine":
-        callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
-    budget = None if args.max_time is None else TimeBudget(60 * args.max_time)
-    if budget is not None:
+    budget = None
+    if args.max_time is not None:  # the budget anneals the learning rate over the time
+        schedule = "cosine" if args.lr_schedule == "cosine" else None
+        budget = TimeBudget(60 * args.max_time, lr_schedule=schedule)
         callbacks.append(budget)
+    elif args.lr_schedule == "cosine":
+        callbacks.append(LRScheduler("CosineAnnealingLR", T_max=n_epochs))
     learner.set_params(callbacks=callbacks)
-    planned_episodes = n_epochs * args.episodes_per_epoch
+    planned_episodes = None if unlimited else n_epochs * args.episodes_per_epoch
+    steps = (
+        f"batches of {learner.batch_size} samples"
+        if isinstance(learner, meta.PretrainingLearner)
+        else f"episodes of {learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query"
+    )
     print(
         f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
-        f"({len(y_base)} samples): {planned_episodes} "
+        f"({len(y_base)} samples): "
+        + (steps if planned_episodes is None else f"{planned_episodes} {steps}")
+        + f", {args.lr_schedule} learning rate from {args.lr}"
+        + ("" if args.precision == "float32" else f", {args.precision} mixed precision")
         + (
-            f"batches of {learner.batch_size} samples, "
-            if isinstance(learner, meta.PretrainingLearner)
-            else f"episodes of {learner.n_way}-way {learner.n_shot}-shot {learner.n_query}-query, "
-        )
-        + f"{args.lr_schedule} learning rate from {args.lr}"
-        + ("" if budget is None else f", within a {args.max_time:g}-minute time budget"),
+            ""
+            if budget is None
+            else f", within a {args.max_time:g}-minute time budget"
+            + (" (the schedule over the time)" if budget.lr_schedule else "")
+        ),
         file=out,
     )
     start = time.perf_counter()
@@ -353,8 +396,9 @@ def benchmark(args, out=None):
         + (
             ""
             if budget is None
-            else f", {train_episodes} of {planned_episodes} episodes: the "
-            f"{args.max_time:g}-minute time budget "
+            else f", {train_episodes} "
+            + ("" if planned_episodes is None else f"of {planned_episodes} ")
+            + f"episodes: the {args.max_time:g}-minute time budget "
             + ("stopped it early" if stopped_early else "was not reached")
         ),
         file=out,

@@ -51,13 +51,13 @@ class Positive:
 
 
 class Options:
-    """One of a fixed set of values (strings, usually)."""
+    """One of a fixed set of values (strings, or None)."""
 
     def __init__(self, *values):
         self.values = values
 
     def check(self, value, name, owner=None):
-        if isinstance(value, str) and value in self.values:
+        if (value is None or isinstance(value, str)) and value in self.values:
             return value
         raise ValueError(f"{_prefix(owner)}{name} must be one of {self.values}, got {value!r}.")
 

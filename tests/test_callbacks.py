@@ -162,3 +162,50 @@ def test_seconds_may_be_set_through_the_learner(digits, fake_clock):
     learner.set_params(callbacks__TimeBudget__seconds=2)
     learner.fit(X, y)
     assert learner.history[:, "train_batch_count"] == [2]
+
+
+def test_cosine_schedule_anneals_the_learning_rate_over_the_budget(digits, fake_clock):
+    # Readings: 0 at the start, then 1, 2, 3, 4 after the meta-batches: the rate set
+    # after each follows the half cosine of the spent fraction, and ends at zero.
+    X, y = digits
+    seen = []
+
+    class RecordLR(callbacks_module.Callback):
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    budget = TimeBudget(4, lr_schedule="cosine")
+    learner = tiny_learner(
+        "prototypical",
+        max_epochs=1000,
+        episodes_per_epoch=5,
+        lr=0.01,
+        callbacks=[RecordLR(), budget],
+    ).fit(X, y)
+    expected = [0.01 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(4)]
+    assert seen == pytest.approx(expected)
+    assert learner.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert budget.initial_lrs_ == [0.01]
+
+
+def test_cosine_schedule_restarts_from_the_initial_rate_at_partial_fit(digits, fake_clock):
+    X, y = digits
+    budget = TimeBudget(3, lr_schedule="cosine")
+    learner = budget_learner(budget, lr=0.01).fit(X, y)
+    learner.set_params(lr=0.02)  # a new starting rate for the next run is honoured
+    learner.partial_fit(X, y)
+    assert budget.initial_lrs_ == [pytest.approx(0.02)]
+
+
+def test_without_a_schedule_the_learning_rate_is_left_alone(digits, fake_clock):
+    X, y = digits
+    learner = budget_learner(TimeBudget(3), lr=0.01).fit(X, y)
+    assert learner.optimizer_.param_groups[0]["lr"] == 0.01
+
+
+def test_bad_schedule_is_refused_at_fit(digits):
+    X, y = digits
+    learner = budget_learner(TimeBudget(3, lr_schedule="linear"))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learner.fit(X, y)

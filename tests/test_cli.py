@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import joblib
 import numpy as np
 import pytest
+import torch
 
 from skfewshot import PrototypicalClassifier
-from skfewshot._cli import main
+from skfewshot._cli import build_parser, main
 
 
 def test_benchmark_command_on_digits(tmp_path, capsys):
@@ -54,7 +55,6 @@ def test_python_m_skfewshot_help():
 
 
 def test_param_flag_reads_literals_and_strings():
-    from skfewshot._cli import build_parser
 
     args = build_parser().parse_args(
         [
@@ -184,7 +184,6 @@ def test_max_time_not_reached_trains_every_episode(tmp_path):
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
 def test_max_time_must_be_a_positive_number(value, capsys):
-    from skfewshot._cli import build_parser
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["benchmark", "--max-time", value])
@@ -229,3 +228,54 @@ def test_validation_classes_for_recipe_choices(options, n_classes, capsys, omnig
         ]
     )
     assert f": {n_classes} validation classes" in capsys.readouterr().out
+
+
+def test_max_time_alone_trains_until_the_budget_with_the_schedule_over_the_time(
+    tmp_path, capsys, monkeypatch
+):
+    import skfewshot.callbacks as callbacks_module
+
+    minutes = iter(range(10**6))
+    clock = SimpleNamespace(perf_counter=lambda: 60.0 * next(minutes))
+    monkeypatch.setattr(callbacks_module, "time", clock)
+    js = tmp_path / "result.json"
+    main(
+        ["benchmark", "--dataset", "digits", "--max-time", "4", "--test-episodes", "5"]
+        + ["--ways", "5", "--shots", "1", "--quiet", "--output", "none", "--json", str(js)]
+    )
+    printed = capsys.readouterr().out
+    assert "within a 4-minute time budget (the schedule over the time)" in printed
+    assert ", 4 episodes: the 4-minute time budget stopped it early" in printed
+    result = json.loads(js.read_text())
+    assert result["train_episodes"] == 4 and result["planned_episodes"] is None
+
+
+def test_precision_reaches_the_learner(tmp_path, capsys):
+    out = tmp_path / "clf.joblib"
+    main(
+        ["benchmark", "--dataset", "digits", "--episodes", "4", "--episodes-per-epoch", "2"]
+        + ["--precision", "bfloat16", "--test-episodes", "3", "--ways", "5", "--shots", "1"]
+        + ["--quiet", "--output", str(out)]
+    )
+    assert "bfloat16 mixed precision" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["benchmark", "--precision", "float16"])
+
+
+def test_encoder_from_starts_from_a_saved_encoder(tmp_path):
+    first, second = tmp_path / "first.joblib", tmp_path / "second.joblib"
+    common = ["--dataset", "digits", "--episodes-per-epoch", "2", "--test-episodes", "3"]
+    common += ["--ways", "5", "--shots", "1", "--quiet"]
+    main(["benchmark", *common, "--episodes", "4", "--output", str(first)])
+    main(
+        ["benchmark", *common, "--episodes", "2", "--lr", "1e-12", "--output", str(second)]
+        + ["--encoder-from", str(first)]
+    )
+    # With a vanishing learning rate the second run keeps the first run's weights.
+    ours = joblib.load(second).encoder.state_dict()
+    for key, value in joblib.load(first).encoder.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(ours[key], value, atol=1e-6), key
+    joblib.dump(PrototypicalClassifier(), tmp_path / "plain.joblib")
+    with pytest.raises(ValueError, match="without a trained encoder"):
+        main(["benchmark", *common, "--encoder-from", str(tmp_path / "plain.joblib")])

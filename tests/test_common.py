@@ -6,6 +6,7 @@ per-method test modules keep only their method's maths.
 
 import numpy as np
 import pytest
+import torch
 from conftest import check_bad_input, expected_failed_checks
 from methods import LEARNERS, TRANSFORMERS, classifiers, tiny_learner
 from sklearn.base import clone
@@ -34,6 +35,25 @@ def test_classifier_contract(classifier, digits):
 def test_learner_contract(name, digits):
     X, y = digits
     check_learner(tiny_learner(name), X[y < 6], y[y < 6])
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_bfloat16_training_is_deterministic_and_keeps_float32_weights(name, digits):
+    X, y = digits
+    base = y < 6
+    runs = [
+        tiny_learner(name, precision="bfloat16", random_state=0).fit(X[base], y[base])
+        for _ in range(2)
+    ]
+    full = tiny_learner(name, random_state=0).fit(X[base], y[base])
+    ours, again, theirs = (run.module_.state_dict() for run in (*runs, full))
+    for key, value in ours.items():
+        assert torch.equal(value, again[key]), key
+        assert value.dtype == theirs[key].dtype, key  # the weights stay float32
+    # The training arithmetic did change (the weights differ from float32 training).
+    assert any(v.is_floating_point() and not torch.equal(v, theirs[k]) for k, v in ours.items())
+    assert all(np.isfinite(runs[0].history[:, "train_loss"]))
+    assert 0 <= runs[0].score(X[~base], y[~base], n_episodes=5) <= 1
 
 
 #: name -> what the Omniglot smoke needs beyond the common settings

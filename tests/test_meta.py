@@ -98,6 +98,8 @@ def test_meta_learner_errors(base_novel):
         _learner().fit(X_base, None)
     with pytest.raises(ValueError, match="distance must be one of"):
         _learner(distance="l1").fit(X_base, y_base)
+    with pytest.raises(ValueError, match=r"precision must be one of \('float32', 'bfloat16'\)"):
+        _learner(precision="float16").fit(X_base, y_base)
     with pytest.raises(ValueError, match="encoder__.*need encoder to be a class"):
         _learner(encoder=MLP(64)).fit(X_base, y_base)
     with pytest.raises(TypeError, match="meta-learner: it does not label samples"):

@@ -1,0 +1,71 @@
+"""benchmarks/frontier.py: the recipes it trains, its resumable points and its figure."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "frontier.py"
+
+
+@pytest.fixture
+def frontier(monkeypatch):
+    """The script, with the CLI's ``benchmark`` recording its flags instead of training."""
+    spec = importlib.util.spec_from_file_location("frontier", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls = []
+
+    def fake_benchmark(args):
+        calls.append(args)
+        if args.output != "none":
+            Path(args.output).write_bytes(b"saved")
+        return {
+            "train_seconds": 60 * args.max_time,
+            "results": [
+                {"n_way": n, "n_shot": 1, "accuracy": 90.0 + n / 10, "ci95": 0.3} for n in args.ways
+            ],
+        }
+
+    monkeypatch.setattr(module, "benchmark", fake_benchmark)
+    module.calls = calls
+    return module
+
+
+def test_a_recipe_is_one_budgeted_command_line_run(frontier, tmp_path):
+    record = frontier.run_point("best", 3, tmp_path)
+    (args,) = frontier.calls
+    assert args.method == "pretraining" and args.precision == "bfloat16"
+    assert args.max_time == 3 and args.episodes is None and args.shots == [1]
+    assert record["accuracy"] == {"5w1s": (90.5, 0.3), "20w1s": (92.0, 0.3)}
+    assert list(tmp_path.iterdir()) == []  # the runs' own files are cleaned up
+
+
+def test_finetuning_starts_from_the_pretrained_encoder_within_the_budget(frontier, tmp_path):
+    record = frontier.run_point("pretraining+finetune", 10, tmp_path)
+    first, second = frontier.calls
+    assert first.method == "pretraining" and first.max_time == pytest.approx(8)
+    assert second.method == "protonet" and second.max_time == pytest.approx(2)
+    assert second.encoder_from == first.output and second.lr == 1e-4
+    assert record["train_seconds"] == pytest.approx(600)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_points_already_measured_are_not_run_again_and_the_figure_is_drawn(frontier, tmp_path):
+    done = {"recipe": "protonet", "minutes": 1.0, "train_seconds": 60, "accuracy": {}}
+    done["accuracy"] = {"5w1s": [95.0, 0.4], "20w1s": [85.0, 0.3]}
+    (tmp_path / "protonet_1min.json").write_text(json.dumps(done))
+    figure = tmp_path / "frontier.png"
+    records = frontier.main(
+        ["--recipes", "protonet,best", "--budgets", "1", "--out-dir", str(tmp_path)]
+        + ["--figure", str(figure)]
+    )
+    assert [args.method for args in frontier.calls] == ["pretraining"]  # only "best" ran
+    assert sorted(r["recipe"] for r in records) == ["best", "protonet"]
+    assert figure.stat().st_size > 1000
+
+
+def test_an_unknown_recipe_is_refused(frontier, tmp_path):
+    with pytest.raises(ValueError, match="unknown recipe 'nope'"):
+        frontier.run_point("nope", 1, tmp_path)
