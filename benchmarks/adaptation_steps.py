@@ -4,7 +4,9 @@ Loads a classifier saved by ``skfewshot benchmark --output`` (a
 ``MAMLClassifier``, ``ReptileClassifier``, ...), and evaluates it on the
 Omniglot evaluation alphabets for every combination of ``--grid`` values
 (e.g. the number of adaptation steps ``inner_steps`` and their rate
-``inner_lr``), on the same episodes for every combination. Besides the mean
+``inner_lr``), on the same episodes for every combination. An
+embed-then-compare classifier (e.g. a ``PrototypicalClassifier``) has the
+data embedded once, unless the grid changes its encoder. Besides the mean
 query accuracy and its 95% interval it reports the support-set accuracy
 after adaptation and the share of episodes under 50% query accuracy: a
 failing adaptation (diverging or stalled) shows in these first.
@@ -27,14 +29,25 @@ from sklearn.model_selection import ParameterGrid
 
 from skfewshot.datasets import fetch_omniglot
 from skfewshot.model_selection import evaluate_episodes
+from skfewshot.model_selection._evaluate import _embedded_once
+
+
+def _value(text):
+    """A Python literal, or else the text itself (e.g. a distance's name)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _grid(text):
     name, _, values = text.partition("=")
-    return name, [ast.literal_eval(v) for v in values.split(",")]
+    return name, [_value(v) for v in values.split(",")]
 
 
 def sweep(clf, X, y, grid, ways, shots, n_episodes, random_state):
+    if "encoder" not in grid:  # a fixed encoder (of an embed-then-compare classifier): embed once
+        clf, X = _embedded_once(clf, X)
     rows = []
     for n_way in ways:
         for n_shot in shots:

@@ -17,6 +17,10 @@ classes with pipelines made of scikit-learn parts (:func:`pipelines`):
 * ``logistic_regression``: ``Normalizer`` then ``LogisticRegression`` on the
   support set (Tian et al. 2020).
 
+With ``--test-time-augmentation N`` every image (base and novel) is embedded
+as the mean over itself and N fixed random affine distortions of it
+(:class:`skfewshot.nn.TestTimeAugmentation`).
+
 Every pipeline sees the same episodes.
 
 Run::
@@ -40,6 +44,7 @@ from sklearn.preprocessing import Normalizer, StandardScaler
 from skfewshot import EmbeddingTransformer, PrototypicalClassifier
 from skfewshot._cli import _load, build_parser
 from skfewshot.model_selection import evaluate_episodes
+from skfewshot.nn import TestTimeAugmentation
 
 NAMES = ("prototypes", "l2", "centered_l2", "logistic_regression")
 
@@ -110,6 +115,14 @@ def build_args(argv=None):
     parser.add_argument("--shots", type=_ints, default=[1, 5])
     parser.add_argument("--episodes", type=int, default=600)
     parser.add_argument("--query", type=int, default=15)
+    parser.add_argument(
+        "--test-time-augmentation",
+        type=int,
+        default=0,
+        metavar="N_VIEWS",
+        help="embed each image as the mean over itself and N_VIEWS fixed random affine "
+        "distortions (skfewshot.nn.TestTimeAugmentation); default 0: off",
+    )
     parser.add_argument("--C", type=float, default=1.0, help="the logistic regression's C")
     parser.add_argument("--device", default="cpu", help="where the encoder embeds")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -132,8 +145,15 @@ def main(argv=None):
     ways = args.ways or ([5, 20] if args.dataset == "omniglot" else [5, 10])
     clf = joblib.load(args.model)
     X_base, _, X_novel, y_novel = load_data(args)
-    embedder = EmbeddingTransformer(clf.encoder, device=args.device).fit(X_base[:1])
-    Z_base, Z_novel = embedder.transform(X_base), embedder.transform(X_novel)
+    encoder = clf.encoder
+    if args.test_time_augmentation:
+        encoder = TestTimeAugmentation(
+            encoder, n_views=args.test_time_augmentation, random_state=args.random_state
+        )
+    embedder = EmbeddingTransformer(encoder, device=args.device).fit(X_base[:1])
+    Z_novel = embedder.transform(X_novel)
+    # Only SimpleShot's centring needs the base classes' embeddings.
+    Z_base = embedder.transform(X_base) if "centered_l2" in args.pipelines else Z_novel
     estimators = pipelines(Z_base, C=args.C)
     rows = []
     for n_way in ways:
@@ -166,7 +186,12 @@ def main(argv=None):
         + f": {len(np.unique(y_novel))} "
         + ("validation" if args.validation else "novel")
         + f" classes, {args.episodes} episodes of {args.query} queries per class "
-        f"(accuracy %, mean ± 95% CI), {Z_base.shape[1]}-d embeddings"
+        f"(accuracy %, mean ± 95% CI), {Z_novel.shape[1]}-d embeddings"
+        + (
+            f", test-time augmentation over {args.test_time_augmentation} views"
+            if args.test_time_augmentation
+            else ""
+        )
     )
     settings = [(w, s) for w in ways for s in args.shots]
     print(f"{'pipeline':<20}" + "".join(f"{f'{w}-way {s}-shot':>16}" for w, s in settings))
@@ -181,7 +206,7 @@ def main(argv=None):
         "benchmark": "embedding_postprocessing",
         "model": args.model,
         "classifier": repr(clf),
-        "embedding_dim": int(Z_base.shape[1]),
+        "embedding_dim": int(Z_novel.shape[1]),
         "pipelines": {name: repr(estimators[name]) for name in args.pipelines},
         "results": rows,
         "args": vars(args),

@@ -17,9 +17,13 @@ Recipes:
 * ``pretraining+finetune``: the same for 80% of the budget, then episodic
   ProtoNet fine-tuning of the pre-trained encoder (``--encoder-from``) at a
   tenth of the learning rate for the remaining 20%.
+* ``pretraining-128``: pre-training a Conv4 of 128 channels with
+  ``RandomAffine()`` and bfloat16 mixed precision (the best recipe's
+  training with the default distortions, and plain prototypes).
 * ``best``: the best recipe found on validation classes (see
-  ``docs/benchmarks.md``): pre-training a Conv4 of 128 channels, with
-  bfloat16 mixed precision.
+  ``docs/benchmarks.md``): pre-training a Conv4 of 128 channels with
+  stronger affine augmentation and bfloat16 mixed precision, then test-time
+  augmentation (8 views) and cosine prototypes.
 * ``plain-loop``: the reference, a hand-written PyTorch ProtoNet loop
   (``handwritten_protonet.py``), same episodes shape, constant learning rate.
 
@@ -44,14 +48,20 @@ from skfewshot.model_selection import evaluate_episodes
 RECIPES = {
     "protonet": [],
     "pretraining": ["--method", "pretraining", "--param", "augmentation=RandomAffine"],
-    "best": [
+    "pretraining-128": [
         *("--method", "pretraining", "--param", "augmentation=RandomAffine"),
         *("--param", "encoder__hidden_channels=128", "--param", "encoder__out_channels=128"),
         *("--precision", "bfloat16"),
     ],
+    "best": [
+        *("--method", "pretraining", "--precision", "bfloat16"),
+        *("--param", "augmentation=RandomAffine(rotation=15, translate=0.1)"),
+        *("--param", "encoder__hidden_channels=128", "--param", "encoder__out_channels=128"),
+        *("--test-time-augmentation", "8", "--classifier-param", "distance=cosine"),
+    ],
 }
 FINETUNE_SHARE = 0.2
-NAMES = ("protonet", "pretraining", "pretraining+finetune", "best", "plain-loop")
+NAMES = ("protonet", "pretraining", "pretraining+finetune", "pretraining-128", "best", "plain-loop")
 WAYS = (5, 20)
 
 

@@ -40,16 +40,36 @@ def _named_class(value):
     """``value``, or the class of skfewshot.nn / skfewshot.datasets it names.
 
     An augmentation is named with its parameters' defaults (``RandomAffine``).
+    A name with keyword arguments of literal values, ``RandomAffine(translate=0.1)``
+    or ``CosineHead(scale=5.0)``, is an instance built with them.
     """
     from . import datasets
 
     if not isinstance(value, str):
         return value
-    if hasattr(nn, value):
-        return getattr(nn, value)
-    if hasattr(datasets, value) and value[:1].isupper():
-        return getattr(datasets, value)()
-    raise ValueError(f"--param: {value!r} is not a class of skfewshot.nn or skfewshot.datasets.")
+    name, kwargs = value, None
+    if "(" in value:
+        try:
+            call = ast.parse(value.strip(), mode="eval").body
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)) or call.args:
+                raise ValueError
+            name = call.func.id
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+            if None in kwargs:
+                raise ValueError
+        except (SyntaxError, ValueError):
+            raise ValueError(
+                f"--param: cannot read {value!r}; write a class name, alone or with keyword "
+                "arguments of literal values, e.g. RandomAffine(rotation=15, translate=0.1)."
+            ) from None
+    for module in (nn, datasets):
+        if hasattr(module, name) and name[:1].isupper():
+            cls = getattr(module, name)
+            if kwargs is not None:
+                return cls(**kwargs)
+            # An augmentation is an instance with its defaults; a module, the class.
+            return cls() if module is datasets else cls
+    raise ValueError(f"--param: {name!r} is not a class of skfewshot.nn or skfewshot.datasets.")
 
 
 def _load(args):
@@ -242,7 +262,8 @@ def build_parser():
         metavar="NAME=VALUE",
         help="any other learner parameter, e.g. --param scale=10, "
         "--param encoder__hidden_channels=32, --param head=CosineHead or "
-        "--param augmentation=RandomAffine (repeatable)",
+        "--param augmentation=RandomAffine, with keyword arguments as in "
+        "--param 'augmentation=RandomAffine(translate=0.1)' (repeatable)",
     )
     bench.add_argument(
         "--precision",
@@ -251,7 +272,13 @@ def build_parser():
         help="arithmetic of the training forward passes: float32 (default) or bfloat16 "
         "mixed precision (about twice as fast on CPUs with AMX or AVX-512 BF16 units)",
     )
-    bench.add_argument("--lr", type=float, default=1e-3)
+    bench.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="the meta-optimizer's learning rate (default: the learner's own, e.g. 1e-3 "
+        "for Adam, 1.0 for Reptile's outer SGD step)",
+    )
     bench.add_argument(
         "--lr-schedule",
         choices=["cosine", "constant"],
@@ -275,6 +302,24 @@ def build_parser():
         help="inner_steps of the gradient-based classifiers at test time "
         "(default: the learner's inner_steps)",
     )
+    bench.add_argument(
+        "--classifier-param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the classifier evaluated and saved (the learner's "
+        "to_classifier), e.g. --classifier-param distance=cosine (repeatable)",
+    )
+    bench.add_argument(
+        "--test-time-augmentation",
+        type=int,
+        default=0,
+        metavar="N_VIEWS",
+        help="embed each test image as the mean over itself and N_VIEWS fixed random affine "
+        "distortions of it (skfewshot.nn.TestTimeAugmentation; still inductive); "
+        "default 0: off",
+    )
     bench.add_argument("--test-episodes", type=int, default=600)
     bench.add_argument("--test-query", type=int, default=15)
     bench.add_argument("--device", default="cpu")
@@ -292,6 +337,26 @@ def build_parser():
 
 def benchmark(args, out=None):
     out = sys.stdout if out is None else out
+    name, method_params = METHODS[args.method]
+    if args.test_time_augmentation < 0:
+        raise ValueError(
+            f"--test-time-augmentation takes a number of views >= 0 (0: off), "
+            f"got {args.test_time_augmentation}."
+        )
+    learner_class = getattr(meta, name)
+    classifier_params = dict(args.classifier_param)
+    unknown = sorted(set(classifier_params) - set(learner_class.classifier_class().get_params()))
+    if unknown:
+        raise ValueError(
+            f"--classifier-param: {learner_class.classifier_class.__name__} (the classifier of "
+            f"--method {args.method}) has no parameter {', '.join(map(repr, unknown))}."
+        )
+    if args.test_time_augmentation and not issubclass(learner_class, meta.ComparatorLearner):
+        raise ValueError(
+            f"--test-time-augmentation averages embeddings, and --method {args.method} does "
+            "not classify by embeddings: use it with protonet, matching, relation, siamese "
+            "or pretraining."
+        )
     X_base, y_base, X_novel, y_novel, encoder_params = _load(args)
     ways = args.ways or ([5, 20] if args.dataset == "omniglot" else [5, 10])
     # Under a time budget without --episodes, the budget alone stops training.
@@ -301,22 +366,21 @@ def benchmark(args, out=None):
     shape = {"n_way": args.train_way, "n_shot": args.train_shot, "n_query": args.train_query}
     if args.encoder_from is not None:  # a trained instance replaces the encoder class
         encoder_params = {"encoder": _saved_encoder(args.encoder_from)}
-    name, method_params = METHODS[args.method]
     # Torch modules and augmentations are named by their class: --param head=CosineHead.
     params = {
         key: _named_class(value) if key in COMPONENTS else value
         for key, value in {**method_params, **dict(args.param)}.items()
     }
-    learner = getattr(meta, name)(
+    learner = learner_class(
         episodes_per_epoch=args.episodes_per_epoch,
         max_epochs=n_epochs,
-        lr=args.lr,
         precision=args.precision,
         device=args.device,
         random_state=args.random_state,
         verbose=0 if args.quiet else 1,
         **{k: v for k, v in shape.items() if v is not None},
         **encoder_params,
+        **({} if args.lr is None else {"lr": args.lr}),
         **params,
     )
     callbacks = (
@@ -342,7 +406,7 @@ def benchmark(args, out=None):
         f"Meta-training {type(learner).__name__} on {len(np.unique(y_base))} base classes "
         f"({len(y_base)} samples): "
         + (steps if planned_episodes is None else f"{planned_episodes} {steps}")
-        + f", {args.lr_schedule} learning rate from {args.lr}"
+        + f", {args.lr_schedule} learning rate from {learner.lr:g}"
         + ("" if args.precision == "float32" else f", {args.precision} mixed precision")
         + (
             ""
@@ -359,8 +423,15 @@ def benchmark(args, out=None):
     stopped_early = budget is not None and budget.stopped_
 
     clf = learner.to_classifier(
-        **({} if args.test_inner_steps is None else {"inner_steps": args.test_inner_steps})
+        **({} if args.test_inner_steps is None else {"inner_steps": args.test_inner_steps}),
+        **classifier_params,
     )
+    if args.test_time_augmentation:
+        clf.set_params(
+            encoder=nn.TestTimeAugmentation(
+                clf.encoder, n_views=args.test_time_augmentation, random_state=args.random_state
+            )
+        )
     rows = []
     test_start = time.perf_counter()
     for n_way in ways:
@@ -392,7 +463,13 @@ def benchmark(args, out=None):
         + ("validation" if args.validation else "novel")
         + " classes, "
         f"{args.test_episodes} episodes of {args.test_query} queries per class "
-        f"(mean ± 95% CI); meta-training took {train_seconds:.0f} s"
+        f"(mean ± 95% CI)"
+        + (
+            f", test-time augmentation over {args.test_time_augmentation} views"
+            if args.test_time_augmentation
+            else ""
+        )
+        + f"; meta-training took {train_seconds:.0f} s"
         + (
             ""
             if budget is None
@@ -413,7 +490,7 @@ def benchmark(args, out=None):
 
     output = args.output or f"{args.method}_{args.dataset}.joblib"
     if output.lower() != "none":
-        joblib.dump(learner.to_classifier(), output)
+        joblib.dump(clf, output)
         print(
             f"\nSaved the classifier to {output}: joblib.load it, fit it on a support set, "
             "predict queries.",

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -279,3 +280,40 @@ def test_encoder_from_starts_from_a_saved_encoder(tmp_path):
     joblib.dump(PrototypicalClassifier(), tmp_path / "plain.joblib")
     with pytest.raises(ValueError, match="without a trained encoder"):
         main(["benchmark", *common, "--encoder-from", str(tmp_path / "plain.joblib")])
+
+
+def test_param_names_a_component_with_keyword_arguments():
+    from skfewshot._cli import _named_class
+    from skfewshot.datasets import RandomAffine
+    from skfewshot.nn import CosineHead
+
+    affine = _named_class("RandomAffine(rotation=15, translate=0.1)")
+    assert isinstance(affine, RandomAffine) and (affine.rotation, affine.translate) == (15, 0.1)
+    assert isinstance(_named_class("RandomAffine"), RandomAffine)  # its defaults
+    assert _named_class("CosineHead") is CosineHead  # a module: the class
+    assert isinstance(_named_class("CosineHead(in_features=2, out_features=3)"), CosineHead)
+    for text in ["RandomAffine(1)", "RandomAffine(x=open('f'))", "RandomAffine(**d)", "A(b"]:
+        with pytest.raises(ValueError, match="keyword arguments of literal values"):
+            _named_class(text)
+    with pytest.raises(ValueError, match="'Nope' is not a class"):
+        _named_class("Nope(a=1)")
+
+
+def test_classifier_param_reaches_the_saved_classifier(tmp_path):
+    out = tmp_path / "clf.joblib"
+    common = ["benchmark", "--dataset", "digits", "--episodes", "2", "--episodes-per-epoch", "2"]
+    common += ["--test-episodes", "3", "--ways", "5", "--shots", "1", "--quiet"]
+    main([*common, "--classifier-param", "distance=cosine", "--output", str(out)])
+    assert joblib.load(out).distance == "cosine"
+    # A name the classifier does not take fails before any training.
+    with pytest.raises(ValueError, match="PrototypicalClassifier .* has no parameter 'distanc'"):
+        main([*common, "--classifier-param", "distanc=cosine", "--output", "none"])
+
+
+def test_lr_defaults_to_the_learner_own(capsys):
+    common = ["benchmark", "--dataset", "digits", "--episodes", "2", "--episodes-per-epoch", "2"]
+    common += ["--test-episodes", "2", "--ways", "5", "--shots", "1", "--output", "none"]
+    main([*common, "--method", "reptile"])  # Reptile's outer SGD step: 1.0
+    assert re.search(r"learning rate from 1\b(?!\.)", capsys.readouterr().out)
+    main([*common, "--lr", "0.005"])
+    assert re.search(r"learning rate from 0.005\b", capsys.readouterr().out)

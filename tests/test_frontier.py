@@ -1,24 +1,17 @@
 """benchmarks/frontier.py: the recipes it trains, its resumable points and its figure."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "frontier.py"
+from benchmark_scripts import load_script
 
 
 @pytest.fixture
 def frontier(monkeypatch):
     """The script, with the CLI's ``benchmark`` recording its flags instead of training."""
-    spec = importlib.util.spec_from_file_location("frontier", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    calls = []
 
     def fake_benchmark(args):
-        calls.append(args)
         if args.output != "none":
             Path(args.output).write_bytes(b"saved")
         return {
@@ -28,15 +21,14 @@ def frontier(monkeypatch):
             ],
         }
 
-    monkeypatch.setattr(module, "benchmark", fake_benchmark)
-    module.calls = calls
-    return module
+    return load_script("frontier", monkeypatch, fake_benchmark)
 
 
 def test_a_recipe_is_one_budgeted_command_line_run(frontier, tmp_path):
     record = frontier.run_point("best", 3, tmp_path)
     (args,) = frontier.calls
     assert args.method == "pretraining" and args.precision == "bfloat16"
+    assert args.test_time_augmentation == 8 and args.classifier_param == [("distance", "cosine")]
     assert args.max_time == 3 and args.episodes is None and args.shots == [1]
     assert record["accuracy"] == {"5w1s": (90.5, 0.3), "20w1s": (92.0, 0.3)}
     assert list(tmp_path.iterdir()) == []  # the runs' own files are cleaned up

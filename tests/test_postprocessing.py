@@ -1,12 +1,11 @@
 """benchmarks/embedding_postprocessing.py: scikit-learn post-processing pipelines of embeddings."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 from sklearn.base import clone, is_classifier
 from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
@@ -16,17 +15,7 @@ from skfewshot import PrototypicalClassifier
 from skfewshot._cli import main as cli_main
 from skfewshot.model_selection import evaluate_episodes
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "embedding_postprocessing.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("embedding_postprocessing", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _script()
+script = load_script("embedding_postprocessing")
 
 
 @pytest.fixture(scope="module")

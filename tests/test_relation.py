@@ -161,14 +161,14 @@ def test_relation_scores_match_direct_computation(aggregation, map_size):
     assert ((scores > 0) & (scores < 1)).all()
 
 
-def test_class_map_is_the_sum_of_its_shots_and_vectors_are_1x1_maps():
+def test_class_map_is_the_mean_or_sum_of_its_shots_and_vectors_are_1x1_maps():
     rel = RelationModule(embedding_dim=2)
     support = torch.arange(12.0).view(3, 2, 1, 2)
     labels = torch.tensor([1, 0, 1])
     maps = rel.class_maps(support, labels)
-    torch.testing.assert_close(maps, torch.stack([support[1], support[0] + support[2]]))
-    rel.aggregation = "mean"
-    torch.testing.assert_close(rel.class_maps(support, labels)[1], (support[0] + support[2]) / 2)
+    torch.testing.assert_close(maps, torch.stack([support[1], (support[0] + support[2]) / 2]))
+    rel.aggregation = "sum"
+    torch.testing.assert_close(rel.class_maps(support, labels)[1], support[0] + support[2])
     rel.eval()
     vectors = torch.randn(4, 2)
     with torch.no_grad():
@@ -317,12 +317,12 @@ def _learner(**params):
     return tiny_learner("relation", **params)
 
 
-def test_defaults_are_the_papers():
+def test_defaults_are_the_papers_but_the_mean_over_shots():
     learner = RelationLearner().initialize()
     maps = learner.encoder_(torch.zeros(2, 1, 28, 28))
     assert maps.shape == (2, 64, 7, 7)  # Conv4 with only two pooled blocks
     rel = learner.comparator_
-    assert isinstance(rel, RelationModule) and rel.aggregation == "sum"
+    assert isinstance(rel, RelationModule) and rel.aggregation == "mean"
     assert (rel.conv1.in_channels, rel.conv1.out_channels, rel.fc1.out_features) == (128, 64, 8)
     assert isinstance(learner.criterion_, OneHotLoss) and learner.criterion_.loss == "mse"
     assert (learner.n_way, learner.n_shot, learner.n_query, learner.lr) == (20, 5, 5, 1e-3)
@@ -340,8 +340,8 @@ def test_learner_clone_and_set_params(base_novel):
     assert cloned.get_params()["comparator__hidden_channels"] == 16
     cloned.set_params(comparator__hidden_features=4).fit(X_base, y_base)
     assert cloned.comparator_.fc1.out_features == 4
-    cloned.set_params(comparator__aggregation="mean")  # re-initialises the fitted net
-    assert cloned.comparator_.aggregation == "mean"
+    cloned.set_params(comparator__aggregation="sum")  # re-initialises the fitted net
+    assert cloned.comparator_.aggregation == "sum"
 
 
 def test_meta_learner_errors(base_novel):

@@ -97,9 +97,17 @@ class RandomAffine:
                 f"got samples of shape {tuple(X.shape[1:])}. Use augmentation only with "
                 "image data (e.g. Omniglot), or reshape the samples to images."
             )
-        theta = torch.as_tensor(self.matrices(len(X), rng), dtype=X.dtype, device=X.device)
-        grid = F.affine_grid(theta, list(X.shape), align_corners=False)
-        return F.grid_sample(X, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return warp(X, torch.as_tensor(self.matrices(len(X), rng), dtype=X.dtype, device=X.device))
+
+
+def warp(X, theta):
+    """Resample the images ``X`` (n, channels, height, width) by the affine maps ``theta``.
+
+    ``theta`` is (n, 2, 3), one map per image, or (1, 2, 3), one map for all,
+    in the normalised coordinates of :func:`torch.nn.functional.affine_grid`.
+    """
+    grid = F.affine_grid(theta.expand(len(X), 2, 3), list(X.shape), align_corners=False)
+    return F.grid_sample(X, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 __all__ = ["RandomAffine"]

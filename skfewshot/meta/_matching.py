@@ -40,11 +40,12 @@ class MatchingLearner(ComparatorLearner):
         comparator weights, for embeddings of any width.
     read_steps : int, default=5
         Steps of the attention LSTM with ``fce=True``.
-    scale : float, default=1.0
+    scale : float, default=10.0
         Multiplies the cosine similarities before the attention's softmax.
-        1 is the paper's model; larger values (e.g. 10) sharpen the
-        attention towards the nearest support samples, which the bounded
-        cosine otherwise keeps soft, and train faster in short runs.
+        10 sharpens the attention towards the nearest support samples, which
+        the bounded cosine otherwise keeps soft, and trains much faster
+        (chosen on validation classes: see ``benchmarks/default_choices.py``);
+        1 is the paper's model.
     device : str, default="cpu"
         Where to train.
     random_state : int, RandomState instance or None, default=None
@@ -104,7 +105,7 @@ class MatchingLearner(ComparatorLearner):
         *,
         fce=True,
         read_steps=5,
-        scale=1.0,
+        scale=10.0,
         comparator=MatchingAttention,
         criterion=nn.NLLLoss,
         **kwargs,

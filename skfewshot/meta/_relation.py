@@ -48,7 +48,8 @@ class RelationLearner(ComparatorLearner):
         The relation module. Its ``comparator__embedding_dim`` (default 64)
         must be the encoder's output channels; ``comparator__hidden_channels``
         (64), ``comparator__hidden_features`` (8) and
-        ``comparator__aggregation`` (``"sum"``) set the rest.
+        ``comparator__aggregation`` (``"mean"``; the paper's is ``"sum"``)
+        set the rest.
     criterion : type of torch.nn.Module, default=OneHotLoss
         The loss on the relation scores; ``criterion__loss`` defaults to
         ``"mse"``, the paper's.

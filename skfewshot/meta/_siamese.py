@@ -45,8 +45,10 @@ class SiameseLearner(ComparatorLearner):
         Training episodes per epoch.
     max_epochs : int, default=30
         Number of epochs (30 x 100 = 3,000 episodes by default).
-    lr : float, default=1e-3
-        Learning rate of the Adam meta-optimizer.
+    lr : float, default=3e-3
+        Learning rate of the Adam meta-optimizer: the pair loss learns slowly
+        at the other learners' 1e-3 (3e-3 was chosen on validation classes:
+        see ``benchmarks/default_choices.py``).
     device : str, default="cpu"
         Where to train.
     random_state : int, RandomState instance or None, default=None
@@ -106,10 +108,17 @@ class SiameseLearner(ComparatorLearner):
     classifier_class = SiameseClassifier
 
     def __init__(
-        self, encoder=Conv4, *, n_shot=1, comparator=SiameseKernel, criterion=OneHotLoss, **kwargs
+        self,
+        encoder=Conv4,
+        *,
+        n_shot=1,
+        lr=3e-3,
+        comparator=SiameseKernel,
+        criterion=OneHotLoss,
+        **kwargs,
     ):
         super().__init__(
-            encoder, comparator=comparator, criterion=criterion, n_shot=n_shot, **kwargs
+            encoder, comparator=comparator, criterion=criterion, n_shot=n_shot, lr=lr, **kwargs
         )
 
     def initialize_module(self):

@@ -21,6 +21,7 @@ from ._pretraining import CosineHead, PretrainingModel
 from ._prototypes import Prototypes
 from ._relation import RelationModule
 from ._siamese import SiameseKernel
+from ._test_time import TestTimeAugmentation
 
 __all__ = [
     "MLP",
@@ -39,6 +40,7 @@ __all__ = [
     "ReptileAdaptation",
     "ReptileLoss",
     "SiameseKernel",
+    "TestTimeAugmentation",
     "batch_statistics_from",
     "class_means",
     "n_classes",

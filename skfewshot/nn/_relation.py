@@ -50,12 +50,14 @@ class RelationModule(nn.Module):
         Filters of the two convolution blocks.
     hidden_features : int, default=8
         Units of the hidden fully connected layer.
-    aggregation : {"sum", "mean"}, default="sum"
-        How a class's support maps become its class map. ``"sum"`` is the
-        paper's; its scale grows with the number of shots, so a module
-        trained at one shot count sees differently scaled class maps at
-        another (or with unbalanced support sets). ``"mean"`` keeps the
-        class map's scale independent of the shot count.
+    aggregation : {"mean", "sum"}, default="mean"
+        How a class's support maps become its class map. ``"mean"`` keeps
+        the class map's scale independent of the shot count, so one module
+        serves any number of shots (chosen on validation classes: see
+        ``benchmarks/default_choices.py``). ``"sum"`` is the paper's; its
+        scale grows with the number of shots, so a module trained at one
+        shot count sees differently scaled class maps at another (or with
+        unbalanced support sets).
 
     Notes
     -----
@@ -74,7 +76,7 @@ class RelationModule(nn.Module):
         "aggregation": Options(*AGGREGATIONS),
     }
 
-    def __init__(self, embedding_dim=64, hidden_channels=64, hidden_features=8, aggregation="sum"):
+    def __init__(self, embedding_dim=64, hidden_channels=64, hidden_features=8, aggregation="mean"):
         super().__init__()
         validate_params(
             {
