@@ -39,8 +39,12 @@ LEARNERS = {
     "anil": (ANILLearner, {}),
     "metasgd": (MetaSGDLearner, {}),
     "reptile": (ReptileLearner, {"inner_steps": 2}),
-    "meta-lstm": (LearnedOptimizerLearner, {"inner_steps": 2}),
-    "lstm-optimizer": (LearnedOptimizerLearner, {"inner_steps": 2, "rule": LSTMOptimizer}),
+    # One meta-batch of imitation, then meta-training: the common checks see both phases.
+    "meta-lstm": (LearnedOptimizerLearner, {"inner_steps": 2, "imitation_episodes": 4}),
+    "lstm-optimizer": (
+        LearnedOptimizerLearner,
+        {"inner_steps": 2, "imitation_episodes": 4, "rule": LSTMOptimizer},
+    ),
 }
 
 #: A tiny encoder of 64-feature vectors (digits / 16) with 16-dimensional embeddings.

@@ -9,7 +9,7 @@ from .._gradient import (
     MetaSGDClassifier,
     ReptileClassifier,
 )
-from .._param_validation import Positive
+from .._param_validation import Integer, Positive
 from ..nn import Conv4
 from ..nn._adaptation import ADAPTATION_CONSTRAINTS, MetaLearnerLSTM, ReptileAdaptation
 from ..nn._losses import ReptileLoss
@@ -234,6 +234,40 @@ class LearnedOptimizerLearner(GradientLearner):
     derivatives, as in both papers (``first_order=True`` by default).
     ``rule__*`` parameters configure the rule (e.g. ``rule__hidden_size``).
 
+    Training has two phases, in the one training loop:
+
+    1. **Imitation** (the first ``imitation_episodes`` training episodes):
+       the rule learns to reproduce gradient descent of rate
+       ``alpha = imitation_inner_lr``. On each episode's support set the
+       optimizee follows gradient descent, ``theta_{t+1} = theta_t - alpha
+       g_t`` (teacher forcing), and at each step the rule's update ``u_t``
+       is compared with the gradient step; the loss is the relative squared
+       error averaged over the ``inner_steps`` steps,
+       ``L = 1/T sum_t |u_t + alpha g_t|^2 / |alpha g_t|^2``
+       (1 for a rule that does not move, 0 for gradient descent; see
+       :meth:`~skfewshot.nn.GradientAdaptation.imitation_loss`). Only the
+       rule is trained, at the meta-optimizer rate ``imitation_lr``: the
+       encoder's initialisation gets no gradient. The gradient the rule
+       stands in for is no differentiable function of the rule's weights;
+       the imitation gives the rule the behaviour of gradient descent to
+       start from, instead of random weights.
+    2. **Meta-training** (the episodes after): the query cross-entropy after
+       the rule's ``inner_steps`` updates trains the rule and the
+       initialisation together, at the rate ``lr``, to do better than
+       gradient descent.
+
+    The phase changes between meta-updates: a meta-batch is one of
+    imitation while fewer than ``imitation_episodes`` episodes have been
+    imitated (so the imitation covers ``imitation_episodes`` rounded up to
+    whole meta-batches). Each training batch of the history records
+    ``imitation``, the number of its episodes trained by imitation (all or
+    0), and the count is read from the history: it carries on with
+    ``partial_fit`` and across a checkpoint restored with its history
+    (skorch's ``LoadInitState``), and ``fit`` starts again with the
+    imitation. During the imitation, ``train_loss`` is the imitation loss
+    and ``train_acc`` the query accuracy of the gradient descent being
+    imitated; validation always measures the rule's own adaptation.
+
     Parameters
     ----------
     encoder : torch.nn.Module class or instance, default=Conv4
@@ -242,9 +276,24 @@ class LearnedOptimizerLearner(GradientLearner):
         The learned optimizer (a class is built with ``shapes`` and
         ``rule__*``).
     inner_steps : int, default=5
-        Unrolled updates per training episode.
+        Unrolled updates per training episode (and imitated gradient steps
+        per imitation episode).
     first_order : bool, default=True
         Treat the optimizee's gradients as constants.
+    imitation_episodes : int, default=1000
+        Training episodes of the imitation phase; 0 meta-trains the rule
+        from its random initialisation.
+    imitation_inner_lr : float, default=0.4
+        The rate ``alpha`` of the gradient descent the rule imitates (the
+        ``inner_lr`` that :class:`MAMLLearner` defaults to).
+    imitation_lr : float, default=1e-2
+        The meta-optimizer's learning rate in the imitation phase: every
+        rate of its parameter groups is multiplied by ``imitation_lr /
+        lr`` for the imitation's meta-updates (a learning-rate schedule
+        scales both phases alike). The imitation is a regression of the
+        rule alone, which tolerates a faster rate than the meta-objective.
+    lr : float, default=1e-3
+        The meta-optimizer's learning rate in the meta-training phase.
     **kwargs
         The other parameters of :class:`MAMLLearner` but ``inner_lr`` (the
         rule makes its own steps; passing it is an error).
@@ -258,13 +307,67 @@ class LearnedOptimizerLearner(GradientLearner):
     _parameter_constraints = {
         **GradientLearner._parameter_constraints,
         "first_order": ADAPTATION_CONSTRAINTS["first_order"],
+        "imitation_episodes": Integer(0),
+        "imitation_inner_lr": Positive(),
+        "imitation_lr": Positive(),
     }
 
     def __init__(
-        self, encoder=Conv4, *, rule=MetaLearnerLSTM, inner_steps=5, first_order=True, **kwargs
+        self,
+        encoder=Conv4,
+        *,
+        rule=MetaLearnerLSTM,
+        inner_steps=5,
+        first_order=True,
+        imitation_episodes=1000,
+        imitation_inner_lr=0.4,
+        imitation_lr=1e-2,
+        **kwargs,
     ):
         super().__init__(encoder, rule=rule, inner_steps=inner_steps, **kwargs)
         self.first_order = first_order
+        self.imitation_episodes = imitation_episodes
+        self.imitation_inner_lr = imitation_inner_lr
+        self.imitation_lr = imitation_lr
 
     def _defaults(self):
         return {**super()._defaults(), "module__first_order": self.first_order}
+
+    def _check_params(self):
+        super()._check_params()
+        if self.imitation_episodes > 0 and self.inner_steps < 1:
+            raise ValueError(
+                f"{type(self).__name__}: imitation_episodes={self.imitation_episodes} needs "
+                "inner_steps >= 1 (the imitation compares the rule's inner steps with "
+                "gradient steps), got inner_steps=0; set imitation_episodes=0."
+            )
+
+    def _imitated_episodes(self):
+        """Training episodes of the imitation phase so far, from the history."""
+        return sum(
+            batch.get("imitation", 0) for epoch in self.history for batch in epoch["batches"]
+        )
+
+    def train_step(self, batch, **fit_params):
+        """One meta-update: of the imitation phase or of meta-training (see the class docstring)."""
+        imitation = self._imitated_episodes() < self.imitation_episodes
+        self.history.record_batch("imitation", len(batch[0]) if imitation else 0)
+        if not imitation:
+            return super().train_step(batch, **fit_params)
+        groups = self.optimizer_.param_groups
+        rates = [group["lr"] for group in groups]
+        for group in groups:
+            group["lr"] = group["lr"] * self.imitation_lr / self.lr
+        try:
+            return super().train_step(
+                batch, imitation_inner_lr=float(self.imitation_inner_lr), **fit_params
+            )
+        finally:
+            for group, rate in zip(groups, rates):
+                group["lr"] = rate
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        """The imitation loss in the imitation phase, the criterion's query loss otherwise."""
+        if isinstance(y_pred, tuple):  # (query_logits, imitation_loss) from the module
+            return y_pred[1]
+        return super().get_loss(y_pred, y_true, *args, **kwargs)

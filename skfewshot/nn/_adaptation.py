@@ -20,7 +20,9 @@ grads, loss, state) -> (params, state)`` over a dict of named tensors:
 * :class:`MetaLearnerLSTM`: the LSTM of Ravi & Larochelle (2017) whose
   cell state is the learner's parameters.
 
-They know nothing of scikit-learn.
+:meth:`GradientAdaptation.imitation_loss` measures how far a rule's updates
+are from gradient steps, to train a learned rule to imitate gradient descent
+before it is meta-trained. They know nothing of scikit-learn.
 """
 
 import contextlib
@@ -214,7 +216,10 @@ class LSTMOptimizer(nn.Module):
     (:func:`preprocess`); the update is ``p <- p + output_scale *
     linear(h)``. Gradients enter as inputs (the paper drops the second
     derivatives), so the rule is meta-trained through the unrolled
-    trajectory of updates.
+    trajectory of updates. A gradient step ``-alpha * grad`` is no exact
+    output of the network (its input is the logarithm of the gradient's
+    magnitude); :meth:`GradientAdaptation.imitation_loss` trains it to
+    approximate one.
 
     Parameters
     ----------
@@ -267,7 +272,9 @@ class MetaLearnerLSTM(nn.Module):
     ``p <- f * p - i * grad``.
 
     The forget bias starts high and the input bias low, so the rule starts
-    as plain gradient descent with a small rate and no decay. Gradients
+    close to gradient descent with a small rate and a small decay. Gradient
+    descent of rate ``alpha`` is the rule with ``f = 1`` and ``i = alpha``,
+    to which :meth:`GradientAdaptation.imitation_loss` trains it. Gradients
     and the loss enter as inputs (no second derivatives, as in the paper).
 
     Parameters
@@ -431,6 +438,30 @@ class GradientAdaptation(nn.Module):
             return {"head.weight": 2 * means, "head.bias": -(means * means).sum(1)}
         return {"head.weight": z.new_zeros(n, z.shape[1]), "head.bias": z.new_zeros(n)}
 
+    def _start(self, support, support_labels):
+        """The tensors to adapt, at their initial values, and the support loss as their function."""
+        n = n_classes(support_labels)
+        if self.adapt == "head":
+            z = self._embed({}, support)
+            params = self._init_head(z, support_labels, n)
+
+            def support_loss(params):
+                return F.cross_entropy(self._logits(params, z), support_labels)
+        else:
+            params = {f"encoder.{name}": p for name, p in self.encoder.named_parameters()}
+            if self.head_init == "prototypes":
+                z = self._embed(params, support)
+            else:  # a zero head needs only the embedding's width: one sample, no graph
+                with torch.no_grad():
+                    z = self._embed(params, support[:1])
+            params.update(self._init_head(z, support_labels, n))
+
+            def support_loss(params):
+                z = self._embed(params, support)
+                return F.cross_entropy(self._logits(params, z), support_labels)
+
+        return params, support_loss
+
     def adapt_to(self, support, support_labels, *, inner_steps=None, scale=1.0):
         """Adapt to a support set; returns the dict of adapted tensors.
 
@@ -453,26 +484,7 @@ class GradientAdaptation(nn.Module):
             ``adapt="head"`` also ``"support_embeddings"``.
         """
         inner_steps = self.inner_steps if inner_steps is None else inner_steps
-        n = n_classes(support_labels)
-        if self.adapt == "head":
-            z = self._embed({}, support)
-            params = self._init_head(z, support_labels, n)
-
-            def support_loss(params):
-                return F.cross_entropy(self._logits(params, z), support_labels)
-        else:
-            params = {f"encoder.{name}": p for name, p in self.encoder.named_parameters()}
-            if self.head_init == "prototypes":
-                z = self._embed(params, support)
-            else:  # a zero head needs only the embedding's width: one sample, no graph
-                with torch.no_grad():
-                    z = self._embed(params, support[:1])
-            params.update(self._init_head(z, support_labels, n))
-
-            def support_loss(params):
-                z = self._embed(params, support)
-                return F.cross_entropy(self._logits(params, z), support_labels)
-
+        params, support_loss = self._start(support, support_labels)
         first_order = self.first_order or self.always_first_order
         state = self.rule.init_state(params)
         for _ in range(inner_steps):
@@ -508,7 +520,78 @@ class GradientAdaptation(nn.Module):
             z = self._embed(params, torch.cat([support, query]), len(support))[len(support) :]
         return self._logits(params, z)
 
-    def forward(self, support, support_labels, query):
+    def imitation_loss(self, support, support_labels, lr, *, inner_steps=None):
+        """How far the rule's updates are from gradient steps of rate ``lr`` on a support set.
+
+        The optimizee follows plain gradient descent from the initial
+        tensors, ``theta_{t+1} = theta_t - lr * g_t`` with ``g_t`` the
+        gradient of the support loss at ``theta_t`` (teacher forcing); at
+        each of the ``inner_steps`` points the rule, with its own state,
+        proposes the update ``u_t = rule(theta_t, g_t) - theta_t``. The loss
+        is the squared error to the gradient step, relative to the step's
+        squared norm, averaged over the steps::
+
+            L = 1/T sum_t |u_t + lr g_t|^2 / |lr g_t|^2
+
+        (norms over every adapted coordinate). It is 1 for a rule that does
+        not move and 0 for gradient descent of rate ``lr``, and each step
+        counts alike however small its gradients. The trajectory, the
+        gradients and the targets are constants: the loss trains the rule's
+        weights only, never the encoder's initialisation.
+
+        Parameters
+        ----------
+        support : torch.Tensor of shape (n_support, ...)
+            Support samples.
+        support_labels : torch.Tensor of shape (n_support,)
+            Their episode-local labels, 0..n_way-1.
+        lr : float
+            The rate ``lr`` of the gradient steps to imitate.
+        inner_steps : int, default=None
+            Number of steps ``T`` (at least 1); None uses ``self.inner_steps``.
+
+        Returns
+        -------
+        loss : torch.Tensor
+            The scalar ``L``, differentiable with respect to the rule's weights.
+        params : dict of str to torch.Tensor
+            The end of the gradient-descent trajectory, detached (as
+            :meth:`adapt_to` returns).
+        """
+        inner_steps = self.inner_steps if inner_steps is None else inner_steps
+        if inner_steps < 1:
+            raise ValueError(
+                f"{type(self).__name__}: the imitation loss needs at least one inner step, "
+                f"got inner_steps={inner_steps}."
+            )
+        with torch.no_grad():
+            params, support_loss = self._start(support, support_labels)
+            params = {k: v.detach() for k, v in params.items()}
+        state = self.rule.init_state(params)
+        losses = []
+        for _ in range(inner_steps):
+            grads, loss = grad_and_value(support_loss)(params)
+            grads = {k: g.detach() for k, g in grads.items()}
+            steps = {k: -lr * g for k, g in grads.items()}
+            updated, state = self.rule(params, grads, loss.detach(), state)
+            error = sum(((updated[k] - p) - steps[k]).pow(2).sum() for k, p in params.items())
+            target = sum(step.pow(2).sum() for step in steps.values())
+            losses.append(error / target.clamp_min(torch.finfo(target.dtype).tiny))
+            params = {k: p + steps[k] for k, p in params.items()}
+        return torch.stack(losses).mean(), params
+
+    def forward(self, support, support_labels, query, imitation_inner_lr=None):
+        """Query logits after adapting to the support set (see :meth:`adapt_to`).
+
+        With ``imitation_inner_lr``, the imitation phase of a learned rule:
+        the output is the pair ``(query_logits, loss)``, the logits at the
+        end of the gradient-descent trajectory (constants) and
+        :meth:`imitation_loss` at the rate ``imitation_inner_lr``.
+        """
+        if imitation_inner_lr is not None:
+            loss, params = self.imitation_loss(support, support_labels, imitation_inner_lr)
+            with torch.no_grad():
+                return self.query_logits(params, support, query), loss
         params = self.adapt_to(support, support_labels)
         return self.query_logits(params, support, query)
 
