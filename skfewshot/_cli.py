@@ -422,10 +422,8 @@ def benchmark(args, out=None):
     train_episodes = _trained_episodes(learner)
     stopped_early = budget is not None and budget.stopped_
 
-    clf = learner.to_classifier(
-        **({} if args.test_inner_steps is None else {"inner_steps": args.test_inner_steps}),
-        **classifier_params,
-    )
+    test_steps = {} if args.test_inner_steps is None else {"inner_steps": args.test_inner_steps}
+    clf = learner.to_classifier(**{**test_steps, **classifier_params})
     if args.test_time_augmentation:
         clf.set_params(
             encoder=nn.TestTimeAugmentation(
