@@ -14,6 +14,7 @@ from skorch.callbacks import LRScheduler, ProgressBar
 from . import meta, nn
 from .callbacks import TimeBudget
 from .model_selection import evaluate_episodes
+from .model_selection._evaluate import _embedded_once
 
 #: --method -> (meta-learner class name in skfewshot.meta, its parameters)
 METHODS = {
@@ -432,11 +433,13 @@ def benchmark(args, out=None):
         )
     rows = []
     test_start = time.perf_counter()
+    # An embed-then-compare classifier has the novel classes embedded once, for every setting.
+    scored, X_scored = _embedded_once(clf, X_novel)
     for n_way in ways:
         for n_shot in args.shots:
             result = evaluate_episodes(
-                clf,
-                X_novel,
+                scored,
+                X_scored,
                 y_novel,
                 n_way=n_way,
                 n_shot=n_shot,
