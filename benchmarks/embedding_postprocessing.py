@@ -54,9 +54,10 @@ def pipelines(Z_base, *, C=1.0, max_iter=1000):
 
     Parameters
     ----------
-    Z_base : array-like of shape (n_samples, n_features)
+    Z_base : array-like of shape (n_samples, n_features) or None
         Embeddings of the base (meta-training) classes: their mean centres
-        the embeddings of ``"centered_l2"``, fixed once and for all.
+        the embeddings of ``"centered_l2"``, fixed once and for all. None
+        leaves ``"centered_l2"`` out.
     C : float, default=1.0
         Inverse regularisation strength of the logistic regression (1.0, the
         default of scikit-learn, as in Tian et al. 2020).
@@ -70,15 +71,19 @@ def pipelines(Z_base, *, C=1.0, max_iter=1000):
         ``"logistic_regression"``; each is a classifier to fit on a support
         set of embeddings.
     """
-    centering = FrozenEstimator(StandardScaler(with_std=False).fit(Z_base))
-    return {
+    estimators = {
         "prototypes": PrototypicalClassifier(encoder=None),
         "l2": make_pipeline(Normalizer(), PrototypicalClassifier(encoder=None)),
-        "centered_l2": make_pipeline(centering, Normalizer(), PrototypicalClassifier(encoder=None)),
         "logistic_regression": make_pipeline(
             Normalizer(), LogisticRegression(C=C, max_iter=max_iter, random_state=0)
         ),
     }
+    if Z_base is not None:
+        centering = FrozenEstimator(StandardScaler(with_std=False).fit(Z_base))
+        estimators["centered_l2"] = make_pipeline(
+            centering, Normalizer(), PrototypicalClassifier(encoder=None)
+        )
+    return {name: estimators[name] for name in NAMES if name in estimators}
 
 
 def _names(text):
@@ -153,7 +158,7 @@ def main(argv=None):
     embedder = EmbeddingTransformer(encoder, device=args.device).fit(X_base[:1])
     Z_novel = embedder.transform(X_novel)
     # Only SimpleShot's centring needs the base classes' embeddings.
-    Z_base = embedder.transform(X_base) if "centered_l2" in args.pipelines else Z_novel
+    Z_base = embedder.transform(X_base) if "centered_l2" in args.pipelines else None
     estimators = pipelines(Z_base, C=args.C)
     rows = []
     for n_way in ways:
