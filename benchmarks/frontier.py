@@ -12,14 +12,13 @@ points one at a time on an otherwise idle machine (they are timings).
 Recipes:
 
 * ``protonet``: episodic Prototypical Networks with the CLI's defaults.
-* ``pretraining``: supervised pre-training over the 3,856 base classes with
-  random affine augmentation (:class:`~skfewshot.meta.PretrainingLearner`).
+* ``pretraining``: supervised pre-training of a Conv4 of 128 channels over
+  the 3,856 base classes with ``RandomAffine()`` augmentation and bfloat16
+  mixed precision (:class:`~skfewshot.meta.PretrainingLearner`), plain
+  prototypes.
 * ``pretraining+finetune``: the same for 80% of the budget, then episodic
   ProtoNet fine-tuning of the pre-trained encoder (``--encoder-from``) at a
-  tenth of the learning rate for the remaining 20%.
-* ``pretraining-128``: pre-training a Conv4 of 128 channels with
-  ``RandomAffine()`` and bfloat16 mixed precision (the best recipe's
-  training with the default distortions, and plain prototypes).
+  tenth of ProtoNet's default learning rate for the remaining 20%.
 * ``best``: the best recipe found on validation classes (see
   ``docs/benchmarks.md``): pre-training a Conv4 of 128 channels with
   stronger affine augmentation and bfloat16 mixed precision, then test-time
@@ -27,7 +26,8 @@ Recipes:
 * ``plain-loop``: the reference, a hand-written PyTorch ProtoNet loop
   (``handwritten_protonet.py``), same episodes shape, constant learning rate.
 
-Run (about 3 hours for every point; ``--plot-only`` redraws the figure)::
+Run (about 3 hours for every point; ``--plot-only`` redraws the figure and
+``--markdown`` prints the table of the docs)::
 
     SKFEWSHOT_DATA=../shared/data python benchmarks/frontier.py \\
         --out-dir benchmarks/results/frontier --figure docs/images/frontier.png
@@ -47,8 +47,7 @@ from skfewshot.model_selection import evaluate_episodes
 #: recipe -> the ``skfewshot benchmark`` flags of its training
 RECIPES = {
     "protonet": [],
-    "pretraining": ["--method", "pretraining", "--param", "augmentation=RandomAffine"],
-    "pretraining-128": [
+    "pretraining": [
         *("--method", "pretraining", "--param", "augmentation=RandomAffine"),
         *("--param", "encoder__hidden_channels=128", "--param", "encoder__out_channels=128"),
         *("--precision", "bfloat16"),
@@ -61,7 +60,7 @@ RECIPES = {
     ],
 }
 FINETUNE_SHARE = 0.2
-NAMES = ("protonet", "pretraining", "pretraining+finetune", "pretraining-128", "best", "plain-loop")
+NAMES = ("protonet", "pretraining", "pretraining+finetune", "best", "plain-loop")
 WAYS = (5, 20)
 
 
@@ -95,7 +94,7 @@ def run_point(name, minutes, out_dir, data_home=None):
             output=f"{tmp}_pre.joblib",
         )
         second = _run_cli(
-            ["--encoder-from", f"{tmp}_pre.joblib", "--lr", "1e-4"],
+            ["--encoder-from", f"{tmp}_pre.joblib", "--lr", "1e-4", "--precision", "bfloat16"],
             FINETUNE_SHARE * minutes,
             f"{tmp}_ft.json",
             data_home,
@@ -165,6 +164,37 @@ def plot(records, figure):
     fig.savefig(figure, dpi=120)
 
 
+#: How the table names each recipe.
+LABELS = {
+    "protonet": "episodic ProtoNet (CLI defaults)",
+    "pretraining": "pre-training (128 channels, bf16, `RandomAffine()`)",
+    "pretraining+finetune": "pre-training, then ProtoNet fine-tuning (last 20%)",
+    "best": "best recipe (stronger distortions, test-time augmentation, cosine prototypes)",
+    "plain-loop": "plain loop (reference)",
+}
+
+
+def table(records, budgets=(1, 3, 10, 30)):
+    """The points as a Markdown table: 5-way / 20-way 1-shot accuracy per recipe and budget."""
+    at = {(r["recipe"], r["minutes"]): r for r in records}
+    lines = [
+        "| recipe (5-way / 20-way 1-shot) | " + " | ".join(f"{m:g} min" for m in budgets) + " |",
+        "| --- |" + " --- |" * len(budgets),
+    ]
+    for name in NAMES:
+        cells = []
+        for minutes in budgets:
+            record = at.get((name, minutes))
+            if record is None:
+                cells.append("")
+            else:
+                accuracy = record["accuracy"]
+                cells.append(" / ".join(f"{accuracy[f'{n}w1s'][0]:.2f}" for n in WAYS))
+        if any(cells):
+            lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", default=",".join(NAMES))
@@ -172,6 +202,9 @@ def main(argv=None):
     parser.add_argument("--out-dir", default="benchmarks/results/frontier")
     parser.add_argument("--figure", default=None, help="draw the figure here (png)")
     parser.add_argument("--plot-only", action="store_true", help="no training: draw the figure")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the points as a Markdown table"
+    )
     parser.add_argument("--data-home", default=None)
     args = parser.parse_args(argv)
     out_dir = Path(args.out_dir)
@@ -188,6 +221,8 @@ def main(argv=None):
     records = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*min.json"))]
     if args.figure:
         plot(records, args.figure)
+    if args.markdown:
+        print(table(records, tuple(map(float, args.budgets.split(",")))))
     return records
 
 

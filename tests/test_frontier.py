@@ -61,3 +61,15 @@ def test_points_already_measured_are_not_run_again_and_the_figure_is_drawn(front
 def test_an_unknown_recipe_is_refused(frontier, tmp_path):
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
         frontier.run_point("nope", 1, tmp_path)
+
+
+def test_the_table_lists_each_measured_point(frontier, tmp_path, capsys):
+    for name, minutes in [("protonet", 1), ("protonet", 3), ("best", 3)]:
+        record = {"recipe": name, "minutes": float(minutes), "train_seconds": 60 * minutes}
+        record["accuracy"] = {"5w1s": [95.0 + minutes, 0.4], "20w1s": [85.0, 0.3]}
+        (tmp_path / f"{name}_{minutes}min.json").write_text(json.dumps(record))
+    frontier.main(["--plot-only", "--markdown", "--budgets", "1,3", "--out-dir", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| recipe (5-way / 20-way 1-shot) | 1 min | 3 min |"
+    assert lines[2] == "| episodic ProtoNet (CLI defaults) | 96.00 / 85.00 | 98.00 / 85.00 |"
+    assert lines[3].endswith("|  | 98.00 / 85.00 |") and len(lines) == 4
