@@ -42,7 +42,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 
 from skfewshot import EmbeddingTransformer, PrototypicalClassifier
-from skfewshot._cli import _load, build_parser
+from skfewshot._cli import build_parser
+from skfewshot._cli._benchmark import load_data as cli_load_data
 from skfewshot.model_selection import evaluate_episodes
 from skfewshot.nn import TestTimeAugmentation
 
@@ -141,7 +142,7 @@ def load_data(args):
     cli += [] if args.data_home is None else ["--data-home", args.data_home]
     cli += ["--validation"] if args.validation else []
     cli += ["--no-download"] if args.no_download else []
-    X_base, y_base, X_novel, y_novel, _ = _load(build_parser().parse_args(cli))
+    X_base, y_base, X_novel, y_novel, _ = cli_load_data(build_parser().parse_args(cli))
     return X_base, y_base, X_novel, y_novel
 
 

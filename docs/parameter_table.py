@@ -60,7 +60,13 @@ METHODS = [
     "MetaSGD",
     "Reptile",
     "LearnedOptimizer",
+    "MANN",
+    "SNAIL",
+    "InContext",
 ]
+
+#: The model-based methods: a network reads the labelled support set and the query.
+MODEL_BASED = ("MANN", "SNAIL", "InContext")
 
 
 def _public_name(obj):
@@ -146,14 +152,22 @@ def _families():
         if name.endswith("Learner") and name not in bases
     ]
     learners.sort(key=_method_order)
+    model_based = [c for c in classifiers + learners if c.__name__.startswith(MODEL_BASED)]
+    model_classifiers = [c for c in model_based if c.__name__.endswith("Classifier")]
+    classifiers = [c for c in classifiers if c not in model_based]
+    learners = [c for c in learners if c not in model_based]
     gradient = [c for c in classifiers if issubclass(c, GradientClassifier)]
     metric = [c for c in classifiers if issubclass(c, EmbeddingClassifier) and c not in gradient]
     families = [
         ("Metric-based few-shot classifiers", metric),
         ("Gradient-based few-shot classifiers", gradient),
+        ("Model-based few-shot classifiers", model_classifiers),
         ("Metric-based meta-learners", [c for c in learners if issubclass(c, ComparatorLearner)]),
         ("Gradient-based meta-learners", [c for c in learners if issubclass(c, GradientLearner)]),
     ]
+    families.append(
+        ("Model-based meta-learners", [c for c in model_based if c not in model_classifiers])
+    )
     other = [c for c in learners if not issubclass(c, (ComparatorLearner, GradientLearner))]
     if other:
         families.append(("Other meta-learners", other))

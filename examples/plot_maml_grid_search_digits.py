@@ -10,15 +10,18 @@ classifier, a :class:`~skfewshot.MAMLClassifier`, copies them at ``fit``,
 adds a head for the support set's classes and takes ``inner_steps`` steps of
 rate ``inner_lr`` on the support set. The meta-learned weights never change,
 and ``inner_steps`` and ``inner_lr`` are ordinary estimator parameters: a
-``GridSearchCV`` over episodes tunes them.
+``GridSearchCV`` over episodes tunes them, for each few-shot setting, on
+validation classes carved from the base classes, never on the test classes.
 
-Digits 0-5, with their rotations as further classes, meta-train a small MLP;
-the rotated digits 6-9, never seen in training, are the few-shot tasks.
+Digits 0-5, with their rotations as further classes, are the base classes;
+the rotated digits 6-9, never seen in training nor in the search, are the
+few-shot tasks.
 """
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, GroupShuffleSplit, cross_val_score
 
 from skfewshot.datasets import rotate_classes
 from skfewshot.meta import MAMLLearner
@@ -28,7 +31,13 @@ from skfewshot.nn import MLP
 
 X, y = load_digits(return_X_y=True)
 X, y = rotate_classes((X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8), y)
-base = (y % 10) < 6  # 24 classes to meta-train on, 16 novel ones to test
+base = (y % 10) < 6  # 24 base classes; 16 novel ones to test
+X_base, y_base, X_novel, y_novel = X[base], y[base], X[~base], y[~base]
+
+# %%
+# Six of the 24 base classes are held out for validation: whole classes (the
+# labels are the groups), as the test classes are new ones.
+train, valid = next(GroupShuffleSplit(test_size=6, random_state=0).split(X_base, y_base, y_base))
 
 learner = MAMLLearner(
     MLP,
@@ -45,20 +54,23 @@ learner = MAMLLearner(
     verbose=0,
     random_state=0,
 )
-learner.fit(X[base], y[base])
+learner.fit(X_base[train], y_base[train])
 print("train accuracy after adaptation, by epoch:", np.round(learner.history[:, "train_acc"], 2))
 
 # %%
-# Few-shot classification of the novel classes, 5-way 1-shot.
-cv = EpisodicSplit(n_way=5, n_shot=1, n_query=15, n_episodes=200, random_state=0)
-scores = cross_val_score(learner.to_classifier(), X[~base], y[~base], cv=cv)
-mean, half = mean_confidence_interval(scores)
-print(f"5-way 1-shot: {100 * mean:.1f} ± {100 * half:.1f} %")
-
-# %%
-# The adaptation's steps and rate are grid-searched like any parameter.
-search = GridSearchCV(
-    learner.to_classifier(), {"inner_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}, cv=cv
-)
-search.fit(X[~base], y[~base])
-print("best:", search.best_params_, f"{100 * search.best_score_:.1f} %")
+# For each setting, the adaptation's steps and rate are grid-searched on the
+# validation classes; the chosen classifier is then scored on the novel
+# classes. ``refit=False``: a few-shot classifier is fitted on each episode's
+# support set, so there is nothing to refit.
+grid = {"inner_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}
+for n_shot in (1, 5):
+    cv = EpisodicSplit(n_way=5, n_shot=n_shot, n_query=10, n_episodes=100, random_state=0)
+    search = GridSearchCV(learner.to_classifier(), grid, cv=cv, refit=False)
+    search.fit(X_base[valid], y_base[valid])
+    clf = clone(learner.to_classifier()).set_params(**search.best_params_)
+    test_cv = EpisodicSplit(n_way=5, n_shot=n_shot, n_query=15, n_episodes=200, random_state=0)
+    mean, half = mean_confidence_interval(cross_val_score(clf, X_novel, y_novel, cv=test_cv))
+    print(
+        f"5-way {n_shot}-shot: chose {search.best_params_} on validation classes "
+        f"({100 * search.best_score_:.1f} %); novel classes: {100 * mean:.1f} ± {100 * half:.1f} %"
+    )

@@ -9,6 +9,7 @@ from ._gradient import (
     ReptileClassifier,
 )
 from ._matching import MatchingClassifier
+from ._model_based import InContextClassifier, MANNClassifier, SNAILClassifier
 from ._prototypical import PrototypicalClassifier
 from ._relation import RelationClassifier
 from ._siamese import SiameseClassifier
@@ -18,13 +19,16 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ANILClassifier",
     "EmbeddingTransformer",
+    "InContextClassifier",
     "LearnedOptimizerClassifier",
     "MAMLClassifier",
+    "MANNClassifier",
     "MatchingClassifier",
     "MetaSGDClassifier",
     "PrototypicalClassifier",
     "RelationClassifier",
     "ReptileClassifier",
+    "SNAILClassifier",
     "SiameseClassifier",
     "__version__",
 ]

@@ -19,8 +19,15 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._param_validation import Integer
-from ._torch_utils import as_tensor, embed, encoder_errors, frozen_copy
-from ._validation import Device, check_embedding_dim, check_params, module_or_none, validate_X
+from ._torch_utils import as_tensor, embed, encoder_errors, frozen_copy, non_finite_rows
+from ._validation import (
+    Device,
+    check_embedding_dim,
+    check_labels,
+    check_params,
+    module_or_none,
+    validate_X,
+)
 from .nn._adaptation import ADAPTATION_CONSTRAINTS, GradientAdaptation
 
 
@@ -32,7 +39,11 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
     into ``classes_``, copies ``encoder`` in evaluation mode (its weights
     never change) and hands the samples to :meth:`_fit_support`.
     ``predict``, ``predict_proba`` and ``decision_function`` validate the
-    queries and score them with :meth:`_scores`.
+    queries and score them with :meth:`_scores`. Labels that name no class
+    (NaN, None, infinite) are refused at fit, and a query whose class scores
+    are not finite (NaN, or an overflow: e.g. a sample far out of the scale
+    the encoder was trained on) raises a ValueError naming the cause, rather
+    than being predicted as ``classes_[0]``.
 
     A subclass stores its parameters in ``__init__`` (at least ``encoder``,
     ``device`` and ``batch_size``), declares their constraints in
@@ -72,7 +83,8 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             Support samples, in the shape the encoder takes (embeddings when
             ``encoder=None``).
         y : array-like of shape (n_samples,)
-            Support labels; at least two classes.
+            Support labels; at least two classes. NaN, None and infinite
+            labels are refused.
 
         Returns
         -------
@@ -81,6 +93,7 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         """
         owner = type(self).__name__
         X, y = validate_X(self, X, y, reset=True)
+        check_labels(y, owner=owner)
         if y.dtype.kind not in "iub":  # integer and boolean labels are always classes
             check_classification_targets(y)
         self._device = check_params(self)["device"]
@@ -99,8 +112,27 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _query_scores(self, X):
         check_is_fitted(self)
-        X = validate_X(self, X, reset=False)
-        return self._scores(as_tensor(X, "cpu"))
+        X = as_tensor(validate_X(self, X, reset=False), "cpu")
+        scores = self._scores(X)
+        bad = non_finite_rows(scores)  # an error, never a silent classes_[0]
+        if bad.any():
+            bad = bad.cpu()
+            raise ValueError(
+                f"{type(self).__name__}: the class scores of {int(bad.sum())} of the "
+                f"{len(bad)} query samples are not finite (NaN or infinite; the first at "
+                f"index {int(bad.nonzero()[0, 0])}), so no class can be predicted for them. "
+                + self._non_finite_cause(X[bad])
+            )
+        return scores
+
+    def _non_finite_cause(self, X):
+        """What to check when the class scores of the query samples ``X`` are not finite."""
+        largest = float(X.abs().max()) if X.numel() else 0.0
+        return (
+            f"The largest absolute value in those samples is {largest:.3g}: scale X (e.g. to "
+            "[0, 1], or to zero mean and unit variance) and check the weights of the "
+            "encoder (e.g. a meta-training that diverged)."
+        )
 
     def decision_function(self, X):
         """Class scores of the queries.
@@ -118,6 +150,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             (positive means ``classes_[1]``), as scikit-learn expects: it
             ranks queries like ``predict_proba(X)[:, 1]``. For softmax
             scores it is the difference of the two scores.
+
+        Raises
+        ------
+        ValueError
+            If the class scores of a query are not finite (NaN, or infinite
+            for a class, or minus infinity for every class): no class can
+            be predicted for it. The error names the number of such queries
+            and the likely cause (the scale of X, non-finite embeddings, a
+            diverged adaptation).
         """
         scores = self._query_scores(X)
         if scores.shape[1] == 2:
@@ -137,6 +178,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities in the order of ``classes_``.
+
+        Raises
+        ------
+        ValueError
+            If the class scores of a query are not finite (NaN, or infinite
+            for a class, or minus infinity for every class): no class can
+            be predicted for it. The error names the number of such queries
+            and the likely cause (the scale of X, non-finite embeddings, a
+            diverged adaptation).
         """
         return self._proba(self._query_scores(X)).cpu().numpy()
 
@@ -152,6 +202,15 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
             Predicted labels.
+
+        Raises
+        ------
+        ValueError
+            If the class scores of a query are not finite (NaN, or infinite
+            for a class, or minus infinity for every class): no class can
+            be predicted for it. The error names the number of such queries
+            and the likely cause (the scale of X, non-finite embeddings, a
+            diverged adaptation).
         """
         indices = self._query_scores(X).argmax(1).cpu().numpy()
         return self.classes_[indices]
@@ -194,6 +253,19 @@ class EmbeddingClassifier(FewShotClassifier):
 
     def _scores(self, X):
         return self._score_embeddings(self._embed(X))
+
+    def _non_finite_cause(self, X):
+        cause = super()._non_finite_cause(X)
+        if self.encoder_ is None:
+            return cause
+        embeddings = self._embed(X).flatten(1)
+        n_bad = int((~torch.isfinite(embeddings)).any(1).sum())
+        if n_bad:
+            return f"The encoder produced non-finite embeddings for {n_bad} of them. {cause}"
+        return (
+            "Their embeddings are finite, but scoring them against the support set "
+            f"overflowed. {cause}"
+        )
 
 
 class ComparatorClassifier(EmbeddingClassifier):
@@ -366,6 +438,16 @@ class GradientClassifier(FewShotClassifier):
         # The support set's batch-norm statistics, computed once for every query batch.
         with torch.no_grad():
             self.statistics_ = model.support_statistics(self.adapted_, X)
+
+    def _non_finite_cause(self, X):
+        if all(bool(torch.isfinite(p).all()) for p in self.adapted_.values()):
+            return super()._non_finite_cause(X)
+        rate = f"inner_lr={self.inner_lr!r}" if hasattr(self, "inner_lr") else "the rule's steps"
+        return (
+            "The adaptation to the support set diverged: its adapted weights are not "
+            f"finite. Lower {rate} or inner_steps={self.inner_steps!r}, or scale X (e.g. "
+            "to [0, 1])."
+        )
 
     def _errors(self, batch):
         return encoder_errors(self.model_.encoder, batch.shape, owner=type(self).__name__)

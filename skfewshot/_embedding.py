@@ -25,7 +25,8 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     device : str or torch.device, default="cpu"
         Where the encoder runs.
     batch_size : int, default=256
-        Samples embedded at once.
+        Samples embedded at once (an integer >= 1, checked at fit and
+        transform).
 
     Attributes
     ----------
@@ -112,6 +113,7 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             Embeddings (float32 with an encoder; the input dtype without).
         """
         check_is_fitted(self)
+        check_params(self)  # e.g. a batch_size set since fit
         X = validate_X(self, X, reset=False)
         return self._embed(X).cpu().numpy()
 

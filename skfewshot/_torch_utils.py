@@ -92,3 +92,14 @@ def embed(encoder, X, *, device, batch_size, owner):
             with encoder_errors(encoder, batch.shape, owner=owner):
                 chunks.append(encoder(batch))
     return torch.cat(chunks)
+
+
+def non_finite_rows(scores):
+    """The rows of class scores (n, n_classes) from which no class can be predicted.
+
+    A row with a NaN, with plus infinity for a class, or with minus infinity
+    for every class: its argmax would silently be the first class and its
+    probabilities NaN. (Minus infinity for some classes only is a
+    probability of 0 for them, and fine.)
+    """
+    return scores.isnan().any(1) | scores.isposinf().any(1) | scores.isneginf().all(1)

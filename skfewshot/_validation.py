@@ -6,11 +6,24 @@ by each estimator in ``_parameter_constraints`` and checked by
 data checks below run there too.
 """
 
+import math
+
 import numpy as np
 import torch
 from sklearn.utils.validation import validate_data
 
-from ._param_validation import Instance, validate_params
+from ._param_validation import Instance, _prefix, validate_params
+
+
+def available_devices():
+    """The devices of this machine, as strings: ``"cpu"``, then the CUDA (or MPS) ones."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
 
 
 class Device:
@@ -25,13 +38,27 @@ class Device:
         try:
             device = torch.device(value)
         except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"{owner}: invalid {name} {value!r} ({exc}).") from exc
+            raise ValueError(
+                f"{_prefix(owner)}{name}={value!r} is not a torch device; the devices of "
+                f"this machine are {_listed(available_devices())}."
+            ) from exc
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
-                f"{owner}: {name}={str(device)!r} was requested but CUDA is not available "
-                "on this machine; use device='cpu'."
+                f"{_prefix(owner)}{name}={str(device)!r} was requested but CUDA is not "
+                f"available on this machine; use {name}='cpu' (the devices of this machine "
+                f"are {_listed(available_devices())})."
+            )
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"{_prefix(owner)}{name}={str(device)!r} was requested but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s); the devices of this machine are "
+                f"{_listed(available_devices())}."
             )
         return device
+
+
+def _listed(values):
+    return ", ".join(repr(value) for value in values)
 
 
 class Component:
@@ -89,15 +116,93 @@ def validate_X(estimator, X, y="no_validation", *, reset):
     else:
         X, y = validate_data(estimator, X, y, **kwargs)
         out = X, y
-    sample_shape = X.shape[1:]
     if reset:
-        estimator._sample_shape = sample_shape
-    elif sample_shape != estimator._sample_shape:
-        raise ValueError(
-            f"X has samples of shape {sample_shape}, but {type(estimator).__name__} "
-            f"was fitted on samples of shape {estimator._sample_shape}."
-        )
+        estimator._sample_shape = X.shape[1:]
+    else:
+        check_sample_shape(X, estimator._sample_shape, owner=type(estimator).__name__)
     return out
+
+
+def check_sample_shape(X, expected, *, owner):
+    """Refuse samples ``X`` whose per-sample shape is not ``expected`` (the one seen at fit).
+
+    Feature vectors get scikit-learn's message ("X has 5 features, but ...
+    is expecting 64 features as input"), other samples (e.g. images) their
+    shapes.
+    """
+    shape, expected = tuple(X.shape[1:]), tuple(expected)
+    if shape == expected:
+        return
+    if len(shape) == len(expected) == 1:
+        raise ValueError(
+            f"X has {shape[0]} features, but {owner} is expecting {expected[0]} features as input."
+        )
+    raise ValueError(
+        f"X has samples of shape {shape}, but {owner} was fitted on samples of shape {expected}."
+    )
+
+
+def _names_no_class(label):
+    """Whether one label of an object array names no class: None, NaN, inf, pandas.NA, NaT."""
+    if label is None or type(label).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(label, (float, np.floating)) and not math.isfinite(label)
+
+
+def check_labels(y, *, owner):
+    """Refuse labels that name no class: NaN, None (or pandas.NA, NaT) and infinities.
+
+    The one check of the labels, wherever they enter: a classifier's ``fit``,
+    a meta-learner's data (``fit``, ``partial_fit``, ``score``, validation)
+    and the episode sampler (:class:`~skfewshot.model_selection.EpisodicSplit`
+    and every learner's episodes). Without it, a NaN label would become a
+    class of its own, and None would fail inside NumPy's sorting.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        The labels.
+    owner : str
+        The estimator (or splitter) named in the error.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+        The labels, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If a label is missing or infinite, naming the first one's index.
+    """
+    kind = y.dtype.kind
+    if kind in "fc":
+        bad = ~np.isfinite(y)
+    elif kind in "mM":
+        bad = np.isnat(y)
+    elif kind == "O":
+        bad = np.fromiter((_names_no_class(label) for label in y.ravel()), dtype=bool, count=y.size)
+    else:  # integers, booleans, strings: every value is a class
+        return y
+    if not bad.any():
+        return y
+    where = np.flatnonzero(bad)
+    first = int(where[0])
+    raise ValueError(
+        f"{_prefix(owner)}y contains {_label_text(y.ravel()[first])} at index {first} "
+        f"({len(where)} of the {y.size} labels are NaN, None or infinite, which name no "
+        "class); drop or impute those samples."
+    )
+
+
+def _label_text(label):
+    if isinstance(label, (np.datetime64, np.timedelta64)):
+        return "NaT"
+    if isinstance(label, (float, np.floating)) and math.isnan(label):
+        return "NaN"
+    if isinstance(label, np.generic):
+        label = label.item()
+    return repr(label)
 
 
 def check_embedding_dim(comparator, embeddings, *, owner, parameter, source="the encoder gives"):

@@ -1,14 +1,35 @@
-"""Callbacks for meta-training (skorch callbacks): :class:`TimeBudget`, to train for a set time."""
+"""Callbacks for meta-training (skorch callbacks): :class:`TimeBudget`, to train for a set
+time, and :class:`ResumableCheckpoint`, to resume a killed run where it stopped."""
 
+import copy
+import hashlib
+import json
 import math
+import os
+import re
 import time
+import warnings
 
-from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, ProgressBar
+import numpy as np
+import torch
+from skorch.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    EpochTimer,
+    LRScheduler,
+    PassthroughScoring,
+    ProgressBar,
+)
+from skorch.callbacks.scoring import ScoringBase
+from skorch.history import History
+from skorch.utils import noop
 
-from ._param_validation import Options, Positive
+from ._files import remove, remove_abandoned_temporaries, temporary_path, write_atomically
+from ._param_validation import Instance, Integer, Options, Positive
 from ._validation import check_params
 
-__all__ = ["TimeBudget"]
+__all__ = ["ResumableCheckpoint", "TimeBudget"]
 
 # The callbacks whose epoch end only sums up, or closes, the epoch's batches: safe to
 # run on an epoch cut short (a validation PassthroughScoring finds no validation
@@ -151,3 +172,525 @@ class TimeBudget(Callback):
                 callback.on_epoch_end(net)
         history.record("train_batch_count", len(history[-1, "batches"]))
         history.record("time_budget_stopped", True)
+
+
+# What a checkpoint holds besides the weights: the file names, and its format.
+_MANIFEST = "manifest.json"
+_STATE = "state.pt"
+_FORMAT = 1
+
+# The state of skorch's own callbacks that the next epochs read (besides the
+# schedules of LRScheduler callbacks, saved whole): by callback type.
+_CALLBACK_STATE = (
+    (PassthroughScoring, ("best_score_",)),
+    (ScoringBase, ("best_score_",)),
+    (EarlyStopping, ("misses_", "dynamic_threshold_", "best_epoch_")),
+    (LRScheduler, ("batch_idx_",)),
+)
+
+
+class ResumableCheckpoint(Checkpoint):
+    """Checkpoint everything meta-training needs, and resume from it: kill-and-resume.
+
+    A skorch :class:`~skorch.callbacks.Checkpoint` that is also its own
+    :class:`~skorch.callbacks.LoadInitState`. At the end of every epoch (or
+    of the epochs ``monitor`` picks) and at the end of training it saves the
+    run to ``dirname``; when training starts, it restores the latest
+    complete checkpoint found there. Run the same script again after a kill
+    (a crash, an out-of-memory kill, a pre-empted machine, Ctrl+C) and
+    ``fit`` continues where the run stopped: the learner ends with the
+    weights an uninterrupted run with the same ``random_state`` ends with,
+    bit for bit on CPU, and a history of ``max_epochs`` epochs.
+
+    **What is saved.** A checkpoint is a folder, ``dirname/epoch-000012``
+    (``fn_prefix`` before ``epoch``), with the weights (``params.pt``), the
+    optimizer's state, with its learning rates (``optimizer.pt``), the
+    criterion (``criterion.pt``), the history (``history.json``) and, in
+    ``state.pt``, the state of the episode stream (the random generator the
+    training episodes, batches and augmentations are drawn with, and the
+    seed of the validation episodes), torch's random state (dropout, ...),
+    the schedules of :class:`~skorch.callbacks.LRScheduler` callbacks and
+    the counters of skorch's scoring callbacks and
+    :class:`~skorch.callbacks.EarlyStopping`. It is taken between two
+    epochs, once every callback has ended the epoch, so that it holds
+    exactly the state the next epoch starts from.
+
+    **Atomic.** Each checkpoint is written to a temporary folder beside it
+    (``.tmp-<process id>-epoch-000012``), then renamed into place, so a
+    checkpoint folder is always complete; a kill while writing leaves the
+    temporary folder, which the next run deletes. ``manifest.json``,
+    written last, holds the SHA-256 checksum of every file. The ``keep``
+    most recent checkpoints are kept.
+
+    **Resuming.** When training starts (at the first ``fit`` or
+    ``partial_fit`` after the learner's initialisation, as with skorch's
+    ``LoadInitState``), the latest checkpoint whose files match their
+    checksums is restored, and ``max_epochs`` counts its epochs: a run
+    saved after 3 epochs of 5 trains 2 more. A corrupt latest checkpoint (a
+    truncated or changed file) is moved aside to ``.corrupt-epoch-000012``
+    with a warning, and the one before it is restored; if checkpoints exist
+    but none can be read, ``fit`` raises a ValueError rather than start
+    from scratch. With no checkpoint in ``dirname``, training starts from
+    scratch.
+
+    So ``fit`` *continues* the run saved in ``dirname`` (where it would
+    normally start over): calling it again after a run has ended returns
+    the trained learner without training, or trains the epochs that a
+    larger ``max_epochs`` adds. A run that a callback stopped at the end
+    of an epoch (:class:`~skorch.callbacks.EarlyStopping`) is over: ``fit``
+    restores it and trains no further. To start over, delete ``dirname`` or
+    pass another one. Use one ``dirname`` per run (not one for the clones
+    of a grid search), with the learner's parameters unchanged: restoring
+    weights of another shape raises a ValueError.
+
+    Parameters
+    ----------
+    dirname : str or path-like
+        The folder of the run's checkpoints (created if needed).
+    monitor : None, str or callable, default=None
+        When to checkpoint, as in :class:`~skorch.callbacks.Checkpoint`:
+        None at the end of every epoch, a history key (e.g.
+        ``"valid_acc_best"``) at the epochs where it is true, or a callable
+        ``monitor(net) -> bool``, e.g. every 5 epochs: ``lambda net:
+        len(net.history) % 5 == 0``. The end of training is always
+        checkpointed. A kill loses the epochs since the last checkpoint,
+        which the resumed run trains again (to the same weights).
+    keep : int, default=2
+        Checkpoints kept (the most recent ones; at least 1). With 2 or more,
+        a corrupt latest checkpoint falls back to an earlier one.
+    fn_prefix : str, default=""
+        Prefix of the checkpoint folders' names.
+    event_name : str or None, default="event_cp"
+        The history column recording, at every epoch, whether it was
+        checkpointed (as in :class:`~skorch.callbacks.Checkpoint`).
+    sink : callable, default=skorch.utils.noop
+        Where the messages on saving and resuming go (e.g. ``print``).
+
+    Attributes
+    ----------
+    resumed_from_ : str or None
+        The checkpoint folder restored by the last training run, or None.
+
+    See Also
+    --------
+    skorch.callbacks.Checkpoint : Save the weights, optimizer and history.
+    skorch.callbacks.LoadInitState : Load a checkpoint when training starts.
+
+    Notes
+    -----
+    skorch's ``net.load_params(checkpoint=cp)`` and ``LoadInitState(cp)``
+    also read the latest complete checkpoint of a ResumableCheckpoint
+    ``cp`` (its weights, optimizer, criterion and history, not the rest).
+
+    State that skorch's callbacks keep outside the history and the list
+    above is not saved: e.g. the best weights that
+    ``EarlyStopping(load_best=True)`` holds in memory, and the clock of
+    :class:`TimeBudget`, which starts a new budget at every ``fit`` (a run
+    it stopped in the middle of an epoch resumes from the last complete
+    epoch).
+
+    Examples
+    --------
+    >>> from skfewshot.callbacks import ResumableCheckpoint
+    >>> from skfewshot.meta import PrototypicalLearner
+    >>> learner = PrototypicalLearner(max_epochs=30, random_state=0,
+    ...                               callbacks=[ResumableCheckpoint("run1")])
+
+    Run ``learner.fit(X, y)``; after a kill, the same two lines and
+    ``fit(X, y)`` again continue the run from its last checkpoint in
+    ``run1/``.
+    """
+
+    # skorch's file names inside a checkpoint folder (class attributes: not
+    # parameters of this callback).
+    f_params = "params.pt"
+    f_optimizer = "optimizer.pt"
+    f_criterion = "criterion.pt"
+    f_history = "history.json"
+    f_pickle = None
+    load_best = False
+    use_safetensors = False
+
+    _parameter_constraints = {
+        "dirname": Instance((str, os.PathLike), label="str or path-like"),
+        "keep": Integer(1),
+        "fn_prefix": Instance(str),
+    }
+
+    def __init__(
+        self, dirname, *, monitor=None, keep=2, fn_prefix="", event_name="event_cp", sink=noop
+    ):
+        # Not Checkpoint.__init__: its f_* and other arguments are fixed here.
+        self.dirname = dirname
+        self.monitor = monitor
+        self.keep = keep
+        self.fn_prefix = fn_prefix
+        self.event_name = event_name
+        self.sink = sink
+
+    # -- skorch's hooks -----------------------------------------------------
+
+    def initialize(self):
+        check_params(self)
+        if not os.fspath(self.dirname):
+            raise ValueError(
+                f"{type(self).__name__}: dirname must name a folder, got {self.dirname!r}."
+            )
+        super().initialize()  # creates the folder
+        self.loaded_ = False  # as LoadInitState: restore once per initialisation
+        self.resumed_from_ = None
+        self.restore_ = None  # what is restored once every callback has begun training
+        self.pending_ = None  # the epochs of the checkpoint due at the next epoch's begin
+        self.ended_ = None  # the epochs at the end of the last epoch this callback ended
+        self.deferring_ = False
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        vars(net).pop("_epochs_left_", None)  # left by a run that failed to start
+        self.pending_ = self.ended_ = None  # left by a run that ended in an error
+        if self.loaded_:
+            return
+        self.loaded_ = True
+        self.resumed_from_ = None
+        remove_abandoned_temporaries(self._dirname(), self._names())
+        found, unreadable = self._find()
+        if found is None:
+            if unreadable:
+                reasons = "; ".join(f"{os.path.basename(f)}: {reason}" for f, reason in unreadable)
+                raise ValueError(
+                    f"{type(self).__name__}: no checkpoint in {self._dirname()!r} can be read, "
+                    f"so the run cannot resume ({reasons}). Delete the folder, or pass another "
+                    "dirname, to start over."
+                )
+            return
+        folder = found[0]
+        for bad, reason in unreadable:
+            aside = self._move_aside(bad)
+            warnings.warn(
+                f"{type(self).__name__}: the checkpoint {bad} is corrupt ({reason}); resuming "
+                f"from the one before it, {folder}, instead. The corrupt checkpoint was moved "
+                f"to {aside}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self._restore(net, *found)
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self.restore_ is not None:
+            self._finish_restore(net)
+        if self.pending_ is not None:
+            epochs, self.pending_ = self.pending_, None
+            self._save(net, epochs)
+
+    def on_epoch_end(self, net, **kwargs):
+        # skorch's Checkpoint decides (monitor) and records event_name, then calls
+        # save_model, which only notes the checkpoint as due: it is taken when the next
+        # epoch begins (or training ends), once every callback has ended this epoch
+        # (a learning-rate schedule after this callback has stepped, ...).
+        self.deferring_ = True
+        try:
+            super().on_epoch_end(net, **kwargs)
+        finally:
+            self.deferring_ = False
+        self.ended_ = len(net.history)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if self.restore_ is not None:  # nothing was left to train
+            self._finish_restore(net)
+        self.pending_ = None
+        epochs, self.ended_ = self.ended_, None
+        if epochs is not None and epochs == len(net.history):
+            # Fewer epochs than max_epochs: a callback stopped the run at an epoch's end.
+            self._save(net, epochs, stopped=epochs < net.max_epochs)
+
+    def save_model(self, net):
+        """Save a checkpoint of ``net`` now, atomically, as of its ``len(net.history)`` epochs.
+
+        Parameters
+        ----------
+        net : skfewshot.meta.EpisodicLearner
+            The learner (initialised).
+        """
+        if getattr(self, "deferring_", False):
+            self.pending_ = len(net.history)
+            return
+        self._save(net, len(net.history))
+
+    # skorch's load_params(checkpoint=...) and LoadInitState read these.
+
+    @property
+    def f_history_(self):
+        return os.path.join(self._latest_folder(), self.f_history)
+
+    def get_formatted_files(self, net):
+        folder = self._latest_folder()
+        return {
+            key: None if name is None else os.path.join(folder, name)
+            for key, name in self._f_kwargs().items()
+        }
+
+    # -- the checkpoints of the folder --------------------------------------
+
+    def _dirname(self):
+        return os.fspath(self.dirname)
+
+    def _names(self):
+        """The regular expression of the checkpoint folders' names."""
+        return re.escape(self.fn_prefix) + r"epoch-(\d+)"
+
+    def _checkpoints(self):
+        """The checkpoint folders, as (epochs, path), oldest first."""
+        try:
+            entries = os.listdir(self._dirname())
+        except OSError:
+            return []
+        names = re.compile(self._names())
+        return sorted(
+            (int(match.group(1)), os.path.join(self._dirname(), entry))
+            for entry in entries
+            if (match := names.fullmatch(entry))
+        )
+
+    def _find(self):
+        """The latest readable checkpoint ``(folder, manifest, history, state)`` (or None),
+        and the ``(folder, reason)`` of the later ones that cannot be read."""
+        unreadable = []
+        for _, folder in reversed(self._checkpoints()):
+            try:
+                return (folder, *_read(folder)), unreadable
+            except Exception as exc:  # whatever a damaged file raises
+                unreadable.append((folder, f"{type(exc).__name__}: {exc}"))
+        return None, unreadable
+
+    def _latest_folder(self):
+        found, _ = self._find()
+        if found is None:  # where skorch then finds no file
+            return os.path.join(self._dirname(), f"{self.fn_prefix}epoch-none")
+        return found[0]
+
+    def _move_aside(self, folder):
+        parent, name = os.path.split(folder)
+        aside = os.path.join(parent, f".corrupt-{name}")
+        remove(aside)
+        os.replace(folder, aside)
+        return aside
+
+    @staticmethod
+    def _discard(folder):
+        """Delete a checkpoint folder: renamed away first, so that it never is half there."""
+        doomed = temporary_path(folder)
+        remove(doomed)
+        os.replace(folder, doomed)
+        remove(doomed)
+
+    # -- saving -------------------------------------------------------------
+
+    def _modules(self, net):
+        """skorch's ``f_*`` arguments for the net's modules, criteria and optimizers."""
+        files = {}
+        for name in [*net._modules, *net._criteria, *net._optimizers]:
+            key = "f_params" if name == "module" else f"f_{name}"
+            files[key] = getattr(self, key, None) or f"{name}.pt"
+        return files
+
+    def _save(self, net, epochs, *, stopped=False):
+        """Write the checkpoint of the first ``epochs`` epochs: a folder, renamed into place."""
+        target = os.path.join(self._dirname(), f"{self.fn_prefix}epoch-{epochs:06d}")
+        modules = self._modules(net)
+
+        def write(folder):
+            os.mkdir(folder)
+            net.save_params(**{key: os.path.join(folder, name) for key, name in modules.items()})
+            with open(os.path.join(folder, self.f_history), "w", encoding="utf-8") as f:
+                json.dump(list(net.history)[:epochs], f)
+            torch.save(self._state(net), os.path.join(folder, _STATE))
+            files = [*modules.values(), self.f_history, _STATE]
+            manifest = {
+                "format": _FORMAT,
+                "learner": type(net).__name__,
+                "epochs": epochs,
+                "stopped": bool(stopped),
+                "modules": modules,
+                "history": self.f_history,
+                "state": _STATE,
+                "files": {name: _sha256(os.path.join(folder, name)) for name in files},
+            }
+            with open(os.path.join(folder, _MANIFEST), "w", encoding="utf-8") as f:
+                json.dump(manifest, f, indent=1)
+
+        try:
+            if os.path.lexists(target):  # a checkpoint of a run resumed from before it
+                self._discard(target)
+            write_atomically(target, write)
+        except Exception as exc:  # a full disk must not end a long training
+            warnings.warn(
+                f"{type(self).__name__}: could not save the checkpoint of epoch {epochs} to "
+                f"{target} ({type(exc).__name__}: {exc}); the previous checkpoint stays the "
+                "latest.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        for _, folder in self._checkpoints()[: -self.keep]:
+            try:
+                self._discard(folder)
+            except OSError:
+                pass
+        self._sink(f"Saved the checkpoint of epoch {epochs} to {target}.", net.verbose)
+
+    def _state(self, net):
+        """The random states and the callbacks' counters, as torch.load reads them back with
+        ``weights_only=True``."""
+        rng = getattr(net, "_train_rng_", None)
+        train_rng = None
+        if isinstance(rng, np.random.RandomState):
+            _, keys, position, has_gauss, cached_gaussian = rng.get_state()
+            train_rng = {
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "position": int(position),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached_gaussian),
+            }
+        valid_seed = getattr(net, "_valid_seed_", None)
+        callbacks = {}
+        for name, callback in net.callbacks_:
+            state = {
+                attribute: _plain(getattr(callback, attribute))
+                for types, attributes in _CALLBACK_STATE
+                if isinstance(callback, types)
+                for attribute in attributes
+                if hasattr(callback, attribute)
+            }
+            schedule = getattr(callback, "lr_scheduler_", None)
+            if hasattr(schedule, "state_dict"):
+                state["lr_scheduler_"] = _plain(schedule.state_dict())
+            if state and callback is not self:
+                callbacks[name] = {"type": type(callback).__name__, "state": state}
+        return {
+            "train_rng": train_rng,
+            "valid_seed": None if valid_seed is None else int(valid_seed),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if _on_cuda(net) else None,
+            "callbacks": callbacks,
+        }
+
+    # -- restoring ----------------------------------------------------------
+
+    def _restore(self, net, folder, manifest, history, state):
+        """Restore the weights, optimizer, history and seeds now (training begins), and
+        note what the first epoch's begin restores (the rest)."""
+        owner = type(self).__name__
+        if manifest["learner"] != type(net).__name__:
+            raise ValueError(
+                f"{owner}: the checkpoint {folder} is of a {manifest['learner']}, not of this "
+                f"{type(net).__name__}; pass another dirname to start a new run."
+            )
+        net.history = History(history)
+        try:
+            net.load_params(
+                **{key: os.path.join(folder, name) for key, name in manifest["modules"].items()}
+            )
+        except Exception as exc:
+            raise ValueError(
+                f"{owner}: the checkpoint {folder} does not fit this {type(net).__name__} "
+                f"({type(exc).__name__}: {exc}). A run resumes with the parameters it was "
+                "started with; pass another dirname to start a new run."
+            ) from exc
+        if state["valid_seed"] is not None and hasattr(net, "_valid_seed_"):
+            net._valid_seed_ = state["valid_seed"]  # read when the validation loader is made
+        epochs = len(history)
+        left = 0 if manifest["stopped"] else max(net.max_epochs - epochs, 0)
+        if epochs > net.max_epochs and not manifest["stopped"]:
+            warnings.warn(
+                f"{owner}: the checkpoint {folder} holds {epochs} epochs, more than "
+                f"max_epochs={net.max_epochs}: the learner is restored without training.",
+                UserWarning,
+                stacklevel=2,
+            )
+        # Read by EpisodicLearner.fit_loop: max_epochs counts the restored epochs.
+        net._epochs_left_ = left
+        # The optimizer again when the first epoch begins: a learning-rate schedule made
+        # after this callback began training has set its rates from the history.
+        optimizers = {
+            name: copy.deepcopy(getattr(net, name + "_").state_dict()) for name in net._optimizers
+        }
+        self.restore_ = {"optimizers": optimizers, "state": state}
+        self.resumed_from_ = folder
+        self._sink(f"Resuming from {folder}: {epochs} epochs done, {left} to train.", net.verbose)
+
+    def _finish_restore(self, net):
+        """Restore what the next epoch starts from, once every callback has begun training."""
+        restore, self.restore_ = self.restore_, None
+        for name, state_dict in restore["optimizers"].items():
+            getattr(net, name + "_").load_state_dict(state_dict)
+        state = restore["state"]
+        rng = getattr(net, "_train_rng_", None)
+        if state["train_rng"] is not None and isinstance(rng, np.random.RandomState):
+            saved = state["train_rng"]
+            rng.set_state(
+                (
+                    "MT19937",
+                    saved["keys"].numpy().astype(np.uint32),
+                    saved["position"],
+                    saved["has_gauss"],
+                    saved["cached_gaussian"],
+                )
+            )
+        torch.set_rng_state(state["torch_rng"])
+        cuda_rng = state["cuda_rng"]
+        if cuda_rng is not None and _on_cuda(net) and len(cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_rng)
+        saved_callbacks = state["callbacks"]
+        for name, callback in net.callbacks_:
+            saved = saved_callbacks.get(name)
+            if saved is None or saved["type"] != type(callback).__name__:
+                continue
+            for attribute, value in saved["state"].items():
+                if attribute == "lr_scheduler_":
+                    if getattr(callback, "lr_scheduler_", None) is not None:
+                        callback.lr_scheduler_.load_state_dict(value)
+                else:
+                    setattr(callback, attribute, value)
+
+
+def _read(folder):
+    """The manifest, history and state of a checkpoint folder, its files checked first."""
+    with open(os.path.join(folder, _MANIFEST), encoding="utf-8") as f:
+        manifest = json.load(f)
+    if manifest.get("format") != _FORMAT:
+        raise ValueError(f"unknown checkpoint format {manifest.get('format')!r}")
+    for name, digest in manifest["files"].items():
+        if _sha256(os.path.join(folder, name)) != digest:
+            raise ValueError(f"{name} does not match its checksum (truncated or changed)")
+    with open(os.path.join(folder, manifest["history"]), encoding="utf-8") as f:
+        history = json.load(f)
+    if len(history) != manifest["epochs"]:
+        raise ValueError(f"the history has {len(history)} epochs, not {manifest['epochs']}")
+    path = os.path.join(folder, manifest["state"])
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return manifest, history, state
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _plain(value):
+    """``value`` with NumPy scalars as Python numbers (torch.load with ``weights_only``)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(item) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _on_cuda(net):
+    device = getattr(net, "device", None)
+    return device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available()

@@ -12,8 +12,10 @@ from conftest import TinyEncoder
 from skfewshot import EmbeddingTransformer, PrototypicalClassifier
 from skfewshot.meta import (
     ANILLearner,
+    InContextLearner,
     LearnedOptimizerLearner,
     MAMLLearner,
+    MANNLearner,
     MatchingLearner,
     MetaSGDLearner,
     PretrainingLearner,
@@ -21,6 +23,7 @@ from skfewshot.meta import (
     RelationLearner,
     ReptileLearner,
     SiameseLearner,
+    SNAILLearner,
 )
 from skfewshot.nn import MLP, LSTMOptimizer
 
@@ -44,6 +47,38 @@ LEARNERS = {
     "lstm-optimizer": (
         LearnedOptimizerLearner,
         {"inner_steps": 2, "imitation_episodes": 4, "rule": LSTMOptimizer},
+    ),
+    # Model-based: label slots for up to 6 ways (the contract checks fit the 6 base digits).
+    "mann": (
+        MANNLearner,
+        {
+            "max_ways": 6,
+            "comparator__embedding_dim": 16,
+            "comparator__hidden_size": 16,
+            "comparator__memory_slots": 8,
+            "comparator__memory_size": 4,
+            "comparator__read_heads": 2,
+        },
+    ),
+    "snail": (
+        SNAILLearner,
+        {
+            "max_ways": 6,
+            "comparator__embedding_dim": 16,
+            "comparator__attention": ((8, 4), (8, 4)),
+            "comparator__filters": 4,
+            "comparator__dense_blocks": 2,
+        },
+    ),
+    "in-context": (
+        InContextLearner,
+        {
+            "max_ways": 6,
+            "comparator__embedding_dim": 16,
+            "comparator__model_dim": 8,
+            "comparator__num_heads": 2,
+            "comparator__feedforward_dim": 16,
+        },
     ),
 }
 
@@ -79,6 +114,7 @@ def classifiers():
     """Every classifier configuration scikit-learn's checks run on."""
     import test_gradient
     import test_matching
+    import test_model_based
     import test_relation
     import test_siamese
 
@@ -91,6 +127,7 @@ def classifiers():
         *test_relation.ESTIMATORS,
         *test_siamese.ESTIMATORS,
         *test_gradient.ESTIMATORS,
+        *test_model_based.ESTIMATORS,
     ]
 
 

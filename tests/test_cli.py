@@ -1,7 +1,11 @@
+import argparse
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import joblib
@@ -33,8 +37,22 @@ def test_benchmark_command_on_digits(tmp_path, capsys):
             str(js),
         ]
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "5-way 1-shot" in printed and "10-way 5-shot" in printed
+    # --quiet: no progress bars (they go to stderr) and no epoch log.
+    assert "meta-training" not in captured.err and "evaluating" not in captured.err
+    assert "train_loss" not in printed
+    # The table: a header in line with its rows (both columns right-aligned).
+    lines = printed.splitlines()
+    at = next(i for i, line in enumerate(lines) if "accuracy (%)" in line)
+    header, rows = lines[at], lines[at + 2 : at + 6]
+    assert set(lines[at + 1]) == {"-", " "}
+    for row in rows:
+        assert re.fullmatch(r" *\d+-way \d+-shot +\d+\.\d\d ± \d+\.\d\d", row), row
+        assert len(row) == len(header)
+        assert row.index("-shot") + len("-shot") == header.index("setting") + len("setting")
+    assert [row.split()[0] for row in rows] == ["5-way", "5-way", "10-way", "10-way"]
     result = json.loads(js.read_text())
     assert result["train_episodes"] == 40 and len(result["results"]) == 4
     assert all(0 <= row["accuracy"] <= 100 for row in result["results"])
@@ -263,7 +281,7 @@ def test_precision_reaches_the_learner(tmp_path, capsys):
         build_parser().parse_args(["benchmark", "--precision", "float16"])
 
 
-def test_encoder_from_starts_from_a_saved_encoder(tmp_path):
+def test_encoder_from_starts_from_a_saved_encoder(tmp_path, capsys):
     first, second = tmp_path / "first.joblib", tmp_path / "second.joblib"
     common = ["--dataset", "digits", "--episodes-per-epoch", "2", "--test-episodes", "3"]
     common += ["--ways", "5", "--shots", "1", "--quiet"]
@@ -278,36 +296,49 @@ def test_encoder_from_starts_from_a_saved_encoder(tmp_path):
         if value.is_floating_point():
             assert torch.allclose(ours[key], value, atol=1e-6), key
     joblib.dump(PrototypicalClassifier(), tmp_path / "plain.joblib")
-    with pytest.raises(ValueError, match="without a trained encoder"):
-        main(["benchmark", *common, "--encoder-from", str(tmp_path / "plain.joblib")])
+    capsys.readouterr()
+    # A file without an encoder, or no file: an argparse-style error (status 2), no training.
+    for path, message in [("plain.joblib", "without a trained encoder"), ("nope", "cannot read")]:
+        with pytest.raises(SystemExit) as exited:
+            main(["benchmark", *common, "--encoder-from", str(tmp_path / path)])
+        assert exited.value.code == 2
+        captured = capsys.readouterr()
+        error = captured.err.splitlines()[-1]
+        assert error.startswith("skfewshot benchmark: error: argument --encoder-from: ")
+        assert message in error and "Meta-training" not in captured.out
 
 
 def test_param_names_a_component_with_keyword_arguments():
-    from skfewshot._cli import _named_class
+    from skfewshot._cli._params import named_class
     from skfewshot.datasets import RandomAffine
     from skfewshot.nn import CosineHead
 
-    affine = _named_class("RandomAffine(rotation=15, translate=0.1)")
+    affine = named_class("RandomAffine(rotation=15, translate=0.1)")
     assert isinstance(affine, RandomAffine) and (affine.rotation, affine.translate) == (15, 0.1)
-    assert isinstance(_named_class("RandomAffine"), RandomAffine)  # its defaults
-    assert _named_class("CosineHead") is CosineHead  # a module: the class
-    assert isinstance(_named_class("CosineHead(in_features=2, out_features=3)"), CosineHead)
+    assert isinstance(named_class("RandomAffine"), RandomAffine)  # its defaults
+    assert named_class("CosineHead") is CosineHead  # a module: the class
+    assert isinstance(named_class("CosineHead(in_features=2, out_features=3)"), CosineHead)
     for text in ["RandomAffine(1)", "RandomAffine(x=open('f'))", "RandomAffine(**d)", "A(b"]:
         with pytest.raises(ValueError, match="keyword arguments of literal values"):
-            _named_class(text)
+            named_class(text)
     with pytest.raises(ValueError, match="'Nope' is not a class"):
-        _named_class("Nope(a=1)")
+        named_class("Nope(a=1)")
 
 
-def test_classifier_param_reaches_the_saved_classifier(tmp_path):
+def test_classifier_param_reaches_the_saved_classifier(tmp_path, capsys):
     out = tmp_path / "clf.joblib"
     common = ["benchmark", "--dataset", "digits", "--episodes", "2", "--episodes-per-epoch", "2"]
     common += ["--test-episodes", "3", "--ways", "5", "--shots", "1", "--quiet"]
     main([*common, "--classifier-param", "distance=cosine", "--output", str(out)])
     assert joblib.load(out).distance == "cosine"
-    # A name the classifier does not take fails before any training.
-    with pytest.raises(ValueError, match="PrototypicalClassifier .* has no parameter 'distanc'"):
+    capsys.readouterr()
+    # A name the classifier does not take fails before any training, as a bad flag does.
+    with pytest.raises(SystemExit) as exited:
         main([*common, "--classifier-param", "distanc=cosine", "--output", "none"])
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert re.search(r"PrototypicalClassifier .* has no parameter 'distanc'", captured.err)
+    assert "Meta-training" not in captured.out
 
 
 def test_lr_defaults_to_the_learner_own(capsys):
@@ -317,3 +348,265 @@ def test_lr_defaults_to_the_learner_own(capsys):
     assert re.search(r"learning rate from 1\b(?!\.)", capsys.readouterr().out)
     main([*common, "--lr", "0.005"])
     assert re.search(r"learning rate from 0.005\b", capsys.readouterr().out)
+
+
+def test_every_flag_has_help():
+    parser = build_parser()
+    parsers = [parser] + [
+        command
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for command in action.choices.values()
+    ]
+    assert len(parsers) > 1  # the benchmark command at least
+    missing = [
+        f"{command.prog} {'/'.join(action.option_strings) or action.dest}"
+        for command in parsers
+        for action in command._actions
+        if not (action.help or "").strip() or action.help == argparse.SUPPRESS
+    ]
+    assert not missing, f"flags without help: {missing}"
+    for command in parsers:
+        command.format_help()  # renders (no stray % in a help string)
+
+
+DIGITS = ["benchmark", "--dataset", "digits", "--ways", "5", "--shots", "1"]
+
+
+@pytest.mark.parametrize(
+    "flags, error",
+    [
+        (
+            ["--param", "n_wya=5"],
+            "argument --param: PrototypicalLearner (the learner of --method protonet) has no "
+            "parameter 'n_wya' (did you mean 'n_way'?); its parameters: ",
+        ),
+        (
+            ["--param", "encoder__hidden_featurs=(16,)"],
+            "argument --param: encoder__hidden_featurs: the encoder MLP has no parameter "
+            "'hidden_featurs' (did you mean 'hidden_features'?); its parameters: in_features, ",
+        ),
+        (["--param", "n_query=many"], "PrototypicalLearner: n_query must be an integer >= 1"),
+        (["--param", "max_epochs=3"], "argument --param: max_epochs is set by --episodes;"),
+        (["--param", "augmentation=Nope"], "argument --param: 'Nope' is not a class of"),
+        (
+            ["--classifier-param", "distance=cosin"],
+            "argument --classifier-param: PrototypicalClassifier: distance must be one of",
+        ),
+        (
+            ["--classifier-param", "distanc=cosine"],
+            "argument --classifier-param: PrototypicalClassifier (the classifier of --method "
+            "protonet) has no parameter 'distanc' (did you mean 'distance'?); its parameters: ",
+        ),
+    ],
+)
+def test_bad_param_is_an_argparse_error(flags, error, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*DIGITS, *flags, "--quiet", "--output", "none"])
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("usage: skfewshot benchmark ")
+    assert captured.err.splitlines()[-1].startswith(f"skfewshot benchmark: error: {error}")
+    assert "Traceback" not in captured.err and "Meta-training" not in captured.out
+
+
+def test_unknown_param_lists_the_valid_names(capsys):
+    with pytest.raises(SystemExit):
+        main([*DIGITS, "--param", "scal=10", "--quiet", "--output", "none"])
+    error = capsys.readouterr().err.splitlines()[-1]
+    names = error.split("its parameters: ")[1]
+    assert "n_way, " in names and "scale, " in names and "episodes_per_epoch, " in names
+    assert "<name>__<parameter> for " in names and "encoder" in names.split(" for ")[1]
+
+
+def test_no_download_with_missing_data_names_the_flag_to_drop(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["benchmark", "--no-download", "--data-home", str(tmp_path), "--quiet"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "skfewshot benchmark: error: argument --no-download: Omniglot is missing from "
+        f"{tmp_path / 'omniglot'}: drop --no-download to download it, or pass --data-home DIR "
+        "where omniglot/ lives.\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_on_stderr_and_no_colours_in_redirected_output(capsys):
+    main(
+        [*DIGITS, "--episodes", "8", "--episodes-per-epoch", "4", "--test-episodes", "3"]
+        + ["--output", "none"]
+    )
+    captured = capsys.readouterr()
+    # One bar over all the epochs (8 episodes in 2 epochs), one over the evaluation episodes.
+    assert "meta-training: 100%" in captured.err and "8/8" in captured.err
+    assert "epoch 2/2" in captured.err
+    assert "evaluating: 100%" in captured.err and "3/3" in captured.err
+    assert "5-way 1-shot" in captured.err  # the setting being evaluated
+    # The epoch log and the table on stdout, without the log's ANSI colours.
+    assert "train_loss" in captured.out and "accuracy (%)" in captured.out
+    assert "\x1b[" not in captured.out
+
+
+@pytest.mark.parametrize("how", ["sigint", "keyboard-interrupt"])
+def test_interrupted_training_exits_130_and_saves_nothing(how, tmp_path, capsys, monkeypatch):
+    # skorch's fit catches the KeyboardInterrupt of a Ctrl+C and returns a half-trained
+    # learner: the command must tell, by the SIGINT it noted or the epochs left undone.
+    from skfewshot._cli._console import TrainingProgress
+
+    end_of_epoch = TrainingProgress.on_epoch_end
+
+    def ctrl_c_after_epoch_1(self, net, **kwargs):
+        end_of_epoch(self, net, **kwargs)
+        if self.epochs_ == 1:
+            if how == "sigint":
+                signal.raise_signal(signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainingProgress, "on_epoch_end", ctrl_c_after_epoch_1)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        status = main(
+            [*DIGITS, "--episodes", "40", "--episodes-per-epoch", "4", "--test-episodes", "3"]
+            + ["--output", str(tmp_path / "clf.joblib"), "--json", str(tmp_path / "r.json")]
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert status == 130
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == (
+        "skfewshot: interrupted after 1 of 10 epochs of meta-training; nothing was saved."
+    )
+    assert "accuracy (%)" not in captured.out and "Saved the classifier" not in captured.out
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_interrupted_evaluation_exits_130_and_saves_nothing(tmp_path, capsys, monkeypatch):
+    from skfewshot._cli import _benchmark
+
+    class Fitted:  # a fitted episode's classifier, as the scorer receives it
+        def score(self, X, y):
+            return 1.0
+
+    def interrupted(estimator, X, y, *, scoring, **kwargs):
+        scoring(Fitted(), X[:5], y[:5])
+        scoring(Fitted(), X[:5], y[:5])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_benchmark, "evaluate_episodes", interrupted)
+    status = main(
+        [*DIGITS, "--episodes", "4", "--episodes-per-epoch", "2", "--test-episodes", "5"]
+        + ["--quiet", "--output", str(tmp_path / "clf.joblib"), "--json", str(tmp_path / "r.json")]
+    )
+    assert status == 130
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == (
+        "skfewshot: interrupted while evaluating, after 2 of 5 test episodes; nothing was saved."
+    )
+    assert "accuracy (%)" not in captured.out
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process: POSIX")
+def test_sigint_stops_the_benchmark_command(tmp_path):
+    # The real thing: Ctrl+C (SIGINT) to `python -m skfewshot benchmark` while it trains.
+    out, js = tmp_path / "clf.joblib", tmp_path / "result.json"
+    stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    command = [sys.executable, "-m", "skfewshot", *DIGITS, "--episodes", "100000"]
+    command += ["--episodes-per-epoch", "20", "--output", str(out), "--json", str(js)]
+
+    def restore_sigint():  # a SIGINT ignored here (a background job) would stay ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(
+            command,
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=restore_sigint if ignored else None,
+        )
+        try:
+            # Training runs once the bar is on stderr and epoch 1's log line on stdout.
+            deadline = time.monotonic() + 25
+            while "meta-training" not in stderr_path.read_text() or (
+                "train_loss" not in stdout_path.read_text()
+            ):
+                assert process.poll() is None, stderr_path.read_text()
+                assert time.monotonic() < deadline, "no training after 25 s"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            status = process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    printed, err = stdout_path.read_text(), stderr_path.read_text()
+    assert status == 130, err
+    last = err.rstrip().splitlines()[-1]
+    assert re.fullmatch(
+        r"skfewshot: interrupted after \d+ of 5000 epochs of meta-training; nothing was saved\.",
+        last,
+    ), err
+    assert "Traceback" not in err
+    assert "Meta-training PrototypicalLearner" in printed  # it did start
+    assert "accuracy (%)" not in printed and "Saved the classifier" not in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stderr.txt", "stdout.txt"]
+
+
+def test_epoch_log_has_colours_on_a_terminal_only(monkeypatch):
+    import io
+
+    from skfewshot._cli import benchmark
+    from skfewshot._cli._console import EpochLog
+
+    row = {"epoch": 1, "train_loss": 0.5, "train_loss_best": True, "dur": 0.1}
+    assert "\x1b[" in EpochLog(colors=True).initialize().table(row)
+    assert "\x1b[" not in EpochLog(colors=False).initialize().table(row)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    terminal = Terminal()
+    flags = [*DIGITS, "--episodes", "2", "--episodes-per-epoch", "2", "--test-episodes", "2"]
+    benchmark(build_parser().parse_args([*flags, "--output", "none"]), out=terminal)
+    assert "\x1b[" in terminal.getvalue()  # skorch's marks of the best scores so far
+
+
+def test_a_file_is_written_whole_or_not_at_all(tmp_path):
+    from skfewshot._files import write_atomically
+
+    def interrupted(path):
+        with open(path, "w") as f:
+            f.write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(tmp_path / "result.json", interrupted)
+    assert list(tmp_path.iterdir()) == []
+    write_atomically(tmp_path / "result.json", lambda path: open(path, "w").close())
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_scorer_counts_the_episodes_and_scores_as_the_default(digits):
+    from skfewshot.model_selection import evaluate_episodes
+
+    X, y = digits
+    episodes = dict(n_way=5, n_shot=1, n_query=5, n_episodes=20, random_state=0)
+    ticks = []
+
+    def counted(fitted, X_query, y_query):
+        ticks.append(1)
+        return fitted.score(X_query, y_query)
+
+    counted_result = evaluate_episodes(PrototypicalClassifier(), X, y, scoring=counted, **episodes)
+    expected = evaluate_episodes(PrototypicalClassifier(), X, y, **episodes)
+    assert (counted_result["accuracy"], counted_result["ci95"]) == (
+        expected["accuracy"],
+        expected["ci95"],
+    )
+    assert len(ticks) == 20  # one call per episode

@@ -16,6 +16,7 @@ from skfewshot import (
     MetaSGDClassifier,
     ReptileClassifier,
 )
+from skfewshot.meta._episodes import Episode
 from skfewshot.model_selection import EpisodicSplit
 from skfewshot.nn import (
     MLP,
@@ -180,6 +181,22 @@ def test_reptile_gradient_is_the_difference_to_the_adapted_weights():
         torch.testing.assert_close(p.grad, p.detach() - adapted[f"encoder.{name}"].detach())
     model.eval()
     torch.testing.assert_close(model(support, ys, query), logits)
+
+
+@pytest.mark.parametrize("inner_queries", [False, True])
+def test_reptile_inner_loop_fits_the_queries_too_as_the_reference(inner_queries):
+    support, ys, query, yq = _episode(dim=64)
+    learner = tiny_learner(
+        "reptile", inner_steps=3, inner_queries=inner_queries, meta_batch_size=1, max_epochs=0
+    )
+    learner.fit(np.random.RandomState(0).rand(30, 64), np.arange(30) % 3)
+    learner.module_.double()
+    episode = Episode(support, ys, query)
+    learner.train_step_single(([episode], [yq]))
+    fitted = (torch.cat([support, query]), torch.cat([ys, yq])) if inner_queries else (support, ys)
+    adapted = learner.module_.adapt_to(*fitted)
+    for name, p in learner.encoder_.named_parameters():
+        torch.testing.assert_close(p.grad, p.detach() - adapted[f"encoder.{name}"].detach())
 
 
 @pytest.mark.parametrize("rule", [LSTMOptimizer, MetaLearnerLSTM])

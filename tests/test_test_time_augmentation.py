@@ -106,7 +106,14 @@ def test_cli_flag(tmp_path, capsys):
     clf = joblib.load(out)
     assert isinstance(clf.encoder, TestTimeAugmentation) and clf.encoder.n_views == 3
     assert json.loads(js.read_text())["args"]["test_time_augmentation"] == 3
-    with pytest.raises(ValueError, match="number of views >= 0"):
-        main([*common, "--test-time-augmentation", "-1", "--output", "none"])
-    with pytest.raises(ValueError, match="does not classify by embeddings"):
-        main([*common, "--method", "maml", "--test-time-augmentation", "2", "--output", "none"])
+    # Bad uses are argparse-style errors (exit status 2), before any training.
+    for flags, message in [
+        (["--test-time-augmentation", "-1"], "number of views >= 0"),
+        (["--method", "maml", "--test-time-augmentation", "2"], "does not classify by embeddings"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            main([*common, *flags, "--output", "none"])
+        assert exited.value.code == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert error.startswith("skfewshot benchmark: error: argument --test-time-augmentation")
+        assert message in error

@@ -10,6 +10,7 @@ from ._gradient import (
     ReptileLearner,
 )
 from ._matching import MatchingLearner
+from ._model_based import InContextLearner, MANNLearner, SNAILLearner
 from ._pretraining import PretrainingLearner
 from ._prototypical import PrototypicalLearner
 from ._relation import RelationLearner
@@ -22,14 +23,17 @@ __all__ = [
     "EpisodeLoader",
     "EpisodicLearner",
     "GradientLearner",
+    "InContextLearner",
     "LearnedOptimizerLearner",
     "MAMLLearner",
+    "MANNLearner",
     "MatchingLearner",
     "MetaSGDLearner",
     "PretrainingLearner",
     "PrototypicalLearner",
     "RelationLearner",
     "ReptileLearner",
+    "SNAILLearner",
     "SiameseLearner",
     "ValidClassSplit",
 ]

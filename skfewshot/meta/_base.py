@@ -17,8 +17,14 @@ from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
 
 from .._param_validation import Instance, Integer, Options, Positive, validate_params
-from .._torch_utils import channels_last, probe, torch_seed
-from .._validation import Component, Device, check_embedding_dim
+from .._torch_utils import channels_last, non_finite_rows, probe, torch_seed
+from .._validation import (
+    Component,
+    Device,
+    check_embedding_dim,
+    check_labels,
+    check_sample_shape,
+)
 from ..model_selection import EpisodeSampler
 from ..model_selection._episodes import EPISODE_CONSTRAINTS
 from ..nn import Conv4, EpisodeModel
@@ -73,6 +79,8 @@ class EpisodicLearner(NeuralNet):
         ``encoder__*`` parameters; an instance is copied.
     n_way, n_shot, n_query : int, default=20, 5, 5
         The training episodes: classes, support and query samples per class.
+        ``n_query=None`` takes all remaining samples of each drawn class as
+        queries (the episodes then differ in size; meta-batches of them work).
     episodes_per_epoch : int, default=100
         Training episodes per epoch.
     meta_batch_size : int, default=1
@@ -101,9 +109,10 @@ class EpisodicLearner(NeuralNet):
     optimizer : type of torch.optim.Optimizer, default=torch.optim.Adam
         The meta-optimizer.
     lr : float, default=1e-3
-        Its learning rate.
+        Its learning rate (finite, > 0). A training loss or weights that
+        become non-finite stop the training with a ValueError naming it.
     max_epochs : int, default=30
-        Number of epochs.
+        Number of epochs; 0 builds the learner without training it.
     train_split : callable or None, default=None
         skorch's ``train_split``; None trains on everything, without
         validation. Use :class:`ValidClassSplit` to hold out classes, or
@@ -216,6 +225,8 @@ class EpisodicLearner(NeuralNet):
                 raise ValueError(f"{owner} does not take {name}: {reason}.")
         params = {name: getattr(self, name) for name in self._parameter_constraints}
         validate_params(params, self._parameter_constraints, owner=owner)
+        if "optimizer__lr" in vars(self):  # skorch's override of lr
+            Positive().check(self.optimizer__lr, "optimizer__lr", owner)
 
     def initialize(self):
         """Check the parameters, then build the module, criterion and optimizer (skorch)."""
@@ -315,7 +326,13 @@ class EpisodicLearner(NeuralNet):
 
     # -- data -------------------------------------------------------------
 
-    def _validate_base_data(self, X, y):
+    def _validate_base_data(self, X, y, *, reset=False):
+        """Check a base (or scored) data set: arrays, finite samples, labels that name classes.
+
+        The per-sample shape is remembered at ``fit`` (``reset=True``, or the
+        first time) and enforced afterwards (``partial_fit``, validation,
+        :meth:`score`), with scikit-learn's message for feature vectors.
+        """
         owner = type(self).__name__
         X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
         if y is None:
@@ -323,6 +340,12 @@ class EpisodicLearner(NeuralNet):
         y = column_or_1d(y, warn=True)
         if len(y) != len(X):
             raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y)}.")
+        check_labels(y, owner=owner)
+        # The name ends with "_": skorch takes the other attributes for parameters.
+        if reset or not hasattr(self, "_sample_shape_"):
+            self._sample_shape_ = X.shape[1:]
+        else:
+            check_sample_shape(X, self._sample_shape_, owner=owner)
         return X, y
 
     def _check_input(self, X):
@@ -373,7 +396,8 @@ class EpisodicLearner(NeuralNet):
         X : array-like of shape (n_samples, ...)
             Base samples, in the shape the encoder takes.
         y : array-like of shape (n_samples,)
-            Base class labels; episodes are drawn among these classes.
+            Base class labels; episodes are drawn among these classes. NaN,
+            None and infinite labels are refused.
         **fit_params : dict
             Passed to the module's ``forward``.
 
@@ -381,7 +405,23 @@ class EpisodicLearner(NeuralNet):
         -------
         self
             The meta-trained learner.
+
+        Raises
+        ------
+        ValueError
+            For invalid parameters or data, and when training diverges: a
+            non-finite training loss (checked before each meta-update) or
+            non-finite weights (after it) stop the training with an error
+            that names the learning rate.
+
+        Notes
+        -----
+        ``fit`` starts over, unless a
+        :class:`~skfewshot.callbacks.ResumableCheckpoint` callback finds a
+        checkpoint in its folder: ``fit`` then continues that run up to
+        ``max_epochs`` epochs in all (kill-and-resume).
         """
+        X, y = self._validate_base_data(X, y, reset=True)
         seeds = check_random_state(self.random_state).randint(_MAX_SEED, size=3)
         self._seed_episodes(seeds[:2])
         with torch_seed(seeds[2]):
@@ -392,7 +432,9 @@ class EpisodicLearner(NeuralNet):
         if not hasattr(self, "_train_rng_"):
             self._seed_episodes(check_random_state(self.random_state).randint(_MAX_SEED, size=2))
         X, y = self._validate_base_data(X, y)
-        if not self.initialized_:
+        if self.initialized_:  # parameters set since the initialisation are checked here
+            self._check_params()
+        else:
             self.initialize()
         self._check_input(X)
         return super().partial_fit(X, y, classes=classes, **fit_params)
@@ -400,6 +442,19 @@ class EpisodicLearner(NeuralNet):
     def _seed_episodes(self, seeds):
         self._train_rng_ = np.random.RandomState(seeds[0])
         self._valid_seed_ = int(seeds[1])
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop over the epochs; after a resume, over the epochs left.
+
+        A callback that restores a saved run when training begins
+        (:class:`~skfewshot.callbacks.ResumableCheckpoint`) sets the epochs
+        left, so that ``max_epochs`` counts the restored epochs too: the
+        resumed run ends with as many epochs as an uninterrupted one.
+        """
+        left = vars(self).pop("_epochs_left_", None)
+        if epochs is None and left is not None:
+            epochs = left
+        return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def infer(self, x, **fit_params):
         """Scores of one episode's queries: ``module_(support, support_labels, query)``."""
@@ -429,15 +484,84 @@ class EpisodicLearner(NeuralNet):
         return {"loss": torch.stack(losses).mean(), "y_pred": y_preds}
 
     def train_step_single(self, batch, **fit_params):
-        """Forward and backward passes over one meta-batch of episodes."""
+        """Forward and backward passes over one meta-batch of episodes.
+
+        A non-finite loss stops the training here, before the meta-update
+        that its gradients would spoil.
+        """
         self._set_training(True)
-        return self._run_episodes(batch, training=True, **fit_params)
+        step = self._run_episodes(batch, training=True, **fit_params)
+        if not torch.isfinite(step["loss"]):
+            raise ValueError(
+                f"{type(self).__name__}: the training loss is {float(step['loss'])} at "
+                f"{self._training_position()}: training diverged. {self._divergence_hint()}"
+            )
+        return step
+
+    def train_step(self, batch, **fit_params):
+        """One meta-update (skorch's ``train_step``); non-finite weights after it stop the
+        training."""
+        step = super().train_step(batch, **fit_params)
+        finite = [
+            torch.isfinite(p).all()
+            for p in self.module_.parameters()
+            if not isinstance(p, torch.nn.parameter.UninitializedParameter)
+        ]
+        if finite and not bool(torch.stack(finite).all()):
+            raise ValueError(
+                f"{type(self).__name__}: the weights are not finite after the meta-update "
+                f"at {self._training_position()}: training diverged. "
+                f"{self._divergence_hint()}"
+            )
+        return step
+
+    def _training_position(self):
+        """Where the training is, for an error: "epoch 2, meta-batch 5"."""
+        try:
+            epoch, batches = self.history[-1, "epoch"], self.history[-1, "batches"]
+            return f"epoch {epoch}, meta-batch {len(batches)}"
+        except (IndexError, KeyError):
+            return "the start of training"
+
+    def _divergence_hint(self):
+        """What to lower when the training diverges: the learning rates, or the scale of X."""
+        rates = ["optimizer__lr" if "optimizer__lr" in vars(self) else "lr"]
+        rates += [name for name in ("inner_lr", "imitation_lr") if hasattr(self, name)]
+        listed = ", ".join(f"{name}={getattr(self, name)!r}" for name in rates)
+        return (
+            f"Lower the learning rate ({listed}), or scale X (e.g. to [0, 1], or to zero mean "
+            "and unit variance)."
+        )
 
     def validation_step(self, batch, **fit_params):
         """Forward passes over one meta-batch of validation episodes (no meta-gradient)."""
         self._set_training(False)
         with torch.no_grad():
             return self._run_episodes(batch, training=False, **fit_params)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """One pass over the meta-batches of ``iterator``: skorch's, with the episodes' size.
+
+        skorch records a batch's size as the one length its items share;
+        episodes drawn with ``n_query=None`` (all remaining samples of each
+        class as queries) have different lengths. The size recorded here, which
+        weights the meta-batch in the epoch's mean loss and accuracy, is the
+        mean number of queries of its episodes (skorch's value when they are
+        equal).
+        """
+        if iterator is None:
+            return
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(prefix + "_loss", step["loss"].item())
+            sizes = [len(episode) for episode in batch[0]]
+            size = sizes[0] if len(set(sizes)) == 1 else float(np.mean(sizes))
+            self.history.record_batch(prefix + "_batch_size", size)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        self.history.record(prefix + "_batch_count", batch_count)
 
     @staticmethod
     def _scores(y_pred):
@@ -478,8 +602,17 @@ class EpisodicLearner(NeuralNet):
         -------
         score : float
             Query accuracy averaged over the episodes.
+
+        Raises
+        ------
+        ValueError
+            If ``n_episodes`` is not an integer >= 1, or if the scores of a
+            query are not finite (NaN, or an overflow), which would make the
+            accuracy meaningless.
         """
         self.check_is_fitted()
+        owner = type(self).__name__
+        n_episodes = Integer(1).check(n_episodes, "n_episodes", owner)
         X, y = self._validate_base_data(X, y)
         sampler = self._sampler(y, what="scored set", n_way=n_way, n_shot=n_shot, n_query=n_query)
         rng = check_random_state(self.random_state)
@@ -490,6 +623,16 @@ class EpisodicLearner(NeuralNet):
         for batch in loader:
             with torch.no_grad():
                 y_pred = self._run_episodes(batch, training=False)["y_pred"]
+            for p in y_pred:
+                n_bad = int(non_finite_rows(self._scores(p)).sum())
+                if n_bad:
+                    raise ValueError(
+                        f"{owner}: the class scores of {n_bad} queries of a scored episode "
+                        "are not finite (NaN or infinite), so its accuracy is meaningless. "
+                        f"The largest absolute value in X is {float(np.abs(X).max()):.3g}: "
+                        "scale X as the training data were, and check that the training "
+                        "did not diverge."
+                    )
             accuracies += [self.episode_accuracy(p, t) for p, t in zip(y_pred, batch[1])]
         return float(np.mean(accuracies))
 

@@ -12,8 +12,10 @@ from skorch.dataset import Dataset
 class Episode:
     """The inputs of one episode: support samples with labels, and queries.
 
-    Its length is the number of queries, so that skorch's loop counts one
-    episode's queries as its batch size.
+    Its length is the number of queries: the training loop
+    (``EpisodicLearner.run_single_epoch``) records the mean over a
+    meta-batch's episodes as its batch size (episodes drawn with
+    ``n_query=None`` differ in length).
     """
 
     support: torch.Tensor

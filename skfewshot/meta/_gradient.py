@@ -9,11 +9,12 @@ from .._gradient import (
     MetaSGDClassifier,
     ReptileClassifier,
 )
-from .._param_validation import Integer, Positive
+from .._param_validation import Boolean, Integer, Positive
 from ..nn import Conv4
 from ..nn._adaptation import ADAPTATION_CONSTRAINTS, MetaLearnerLSTM, ReptileAdaptation
 from ..nn._losses import ReptileLoss
 from ._base import GradientLearner
+from ._episodes import Episode
 
 
 class MAMLLearner(GradientLearner):
@@ -157,8 +158,18 @@ class ReptileLearner(GradientLearner):
     :class:`~skfewshot.nn.ReptileAdaptation`), averaged over the
     meta-batch. With the default SGD meta-optimizer at ``lr`` = epsilon this
     is Reptile's update ``theta <- theta + epsilon (theta_adapted - theta)``;
-    anneal it with a skorch ``LRScheduler``. The query set only serves for
-    the reported accuracy.
+    anneal it with a skorch ``LRScheduler``.
+
+    Reptile's reference implementation (Nichol et al.'s ``supervised-reptile``)
+    has no query set in training: its inner loop fits every sample of the
+    task. ``inner_queries=True`` does the same with an episode's support and
+    query samples together (the reported training accuracy is then that of
+    samples the inner loop fitted); with False the inner loop fits the support
+    set only and the queries only serve for the reported accuracy. Other
+    differences from the reference: the inner loop takes full-batch SGD steps
+    (the reference takes Adam steps on mini-batches of 10), and the head is
+    created per episode (zero or class prototypes, ``head_init``) rather than
+    meta-learned, so any number of ways works at test time.
 
     Parameters
     ----------
@@ -168,6 +179,10 @@ class ReptileLearner(GradientLearner):
         Learning rate of the inner steps.
     inner_steps : int, default=5
         Inner steps per training episode.
+    inner_queries : bool, default=False
+        In training, the inner loop fits the episode's support and query
+        samples together, as the reference does; False fits the support
+        set only.
     meta_batch_size : int, default=5
         Episodes averaged per meta-update.
     lr : float, default=1.0
@@ -181,7 +196,11 @@ class ReptileLearner(GradientLearner):
 
     classifier_class = ReptileClassifier
 
-    _parameter_constraints = {**GradientLearner._parameter_constraints, "inner_lr": Positive()}
+    _parameter_constraints = {
+        **GradientLearner._parameter_constraints,
+        "inner_lr": Positive(),
+        "inner_queries": Boolean(),
+    }
     _refused_params = {"first_order": "Reptile is first order by construction"}
 
     def __init__(
@@ -190,6 +209,7 @@ class ReptileLearner(GradientLearner):
         *,
         inner_lr=0.1,
         inner_steps=5,
+        inner_queries=False,
         meta_batch_size=5,
         lr=1.0,
         optimizer=torch.optim.SGD,
@@ -208,6 +228,7 @@ class ReptileLearner(GradientLearner):
             **kwargs,
         )
         self.inner_lr = inner_lr
+        self.inner_queries = inner_queries
 
     def _defaults(self):
         return {
@@ -215,6 +236,23 @@ class ReptileLearner(GradientLearner):
             "rule__inner_lr": self.inner_lr,
             "classifier__inner_lr": self.inner_lr,
         }
+
+    def train_step_single(self, batch, **fit_params):
+        """One meta-batch; with ``inner_queries``, each episode's queries join its support set."""
+        if self.inner_queries:
+            episodes, targets = batch
+            batch = (
+                [
+                    Episode(
+                        torch.cat([episode.support, episode.query]),
+                        torch.cat([episode.support_labels, labels.to(episode.support_labels)]),
+                        episode.query,
+                    )
+                    for episode, labels in zip(episodes, targets)
+                ],
+                targets,
+            )
+        return super().train_step_single(batch, **fit_params)
 
 
 class LearnedOptimizerLearner(GradientLearner):

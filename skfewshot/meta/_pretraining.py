@@ -149,9 +149,8 @@ class PretrainingLearner(PrototypicalLearner):
         self
             The pre-trained learner.
         """
-        X, y = self._validate_base_data(X, y)
+        X, y = self._validate_base_data(X, y, reset=True)
         self.classes_ = np.unique(y)
-        self._sample_shape = X.shape[1:]
         return super().fit(X, y, **fit_params)
 
     def _module_components(self):
@@ -160,7 +159,7 @@ class PretrainingLearner(PrototypicalLearner):
                 f"{type(self).__name__} sizes its head from the base data: call fit(X, y)."
             )
         encoder = self._build("encoder")
-        sample = torch.zeros(1, *self._sample_shape)
+        sample = torch.zeros(1, *self._sample_shape_)
         width = probe(encoder, sample, owner=type(self).__name__).flatten(1).shape[1]
         head = self._build("head", in_features=width, out_features=len(self.classes_))
         return {"encoder": encoder, "comparator": self._build("comparator"), "head": head}

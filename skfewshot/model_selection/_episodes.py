@@ -3,6 +3,7 @@
 import numpy as np
 
 from .._param_validation import Integer, validate_params
+from .._validation import check_labels
 
 #: The constraints of an episode's shape, shared by the sampler, the splitter and the learners.
 EPISODE_CONSTRAINTS = {
@@ -24,7 +25,8 @@ class EpisodeSampler:
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        Labels of the dataset the episodes are drawn from.
+        Labels of the dataset the episodes are drawn from. NaN, None and
+        infinite labels are refused (a NaN would otherwise be a class).
     n_way, n_shot, n_query : int
         Classes per episode, support and query samples per class.
         ``n_query=None`` takes all remaining samples of each drawn class.
@@ -40,7 +42,15 @@ class EpisodeSampler:
         y = np.asarray(y)
         if y.ndim != 1:
             raise ValueError(f"{owner}: y must be 1-dimensional, got shape {y.shape}.")
-        _, y_idx = np.unique(y, return_inverse=True)
+        check_labels(y, owner=owner)
+        try:
+            _, y_idx = np.unique(y, return_inverse=True)
+        except TypeError as exc:  # e.g. strings and numbers in one object array
+            types = sorted({type(label).__name__ for label in y})
+            raise ValueError(
+                f"{owner}: the labels of y cannot be sorted: they mix the types "
+                f"{', '.join(types)}. Use labels of one type (e.g. y.astype(str))."
+            ) from exc
         counts = np.bincount(y_idx)
         order = np.argsort(y_idx, kind="stable")
         per_class = np.split(order, np.cumsum(counts)[:-1])

@@ -45,6 +45,7 @@ def evaluate_episodes(
     random_state=None,
     return_support_score=False,
     embed_once=True,
+    scoring=None,
 ):
     """Evaluate a few-shot classifier over N-way K-shot episodes, with a 95% interval.
 
@@ -78,6 +79,11 @@ def evaluate_episodes(
         (:class:`~skfewshot.base.EmbeddingClassifier`), embed ``X`` once and
         evaluate the classifier on the embeddings: the same scores, many
         times faster than embedding every episode's samples again.
+    scoring : callable or None, default=None
+        A scorer ``scoring(estimator, X_query, y_query)`` called on each
+        episode's fitted copy (see :func:`~sklearn.model_selection.cross_validate`);
+        None uses the estimator's ``score``, accuracy for a classifier. A
+        scorer can also report progress, one call per episode.
 
     Returns
     -------
@@ -102,7 +108,9 @@ def evaluate_episodes(
     cv = EpisodicSplit(n_way, n_shot, n_query, n_episodes, random_state=random_state)
     if embed_once:
         estimator, X = _embedded_once(estimator, X)
-    scores = cross_validate(estimator, X, y, cv=cv, return_train_score=return_support_score)
+    scores = cross_validate(
+        estimator, X, y, cv=cv, scoring=scoring, return_train_score=return_support_score
+    )
     accuracy, ci95 = mean_confidence_interval(scores["test_score"])
     result = {"accuracy": accuracy, "ci95": ci95, "scores": scores["test_score"]}
     if return_support_score:

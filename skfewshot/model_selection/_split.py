@@ -67,7 +67,7 @@ class EpisodicSplit(BaseCrossValidator):
         X : array-like of shape (n_samples, ...)
             Data; only its length is used.
         y : array-like of shape (n_samples,)
-            Class labels.
+            Class labels; NaN, None and infinite labels are refused.
         groups : object
             Ignored, present for API consistency.
 
@@ -79,8 +79,7 @@ class EpisodicSplit(BaseCrossValidator):
             Indices of the query set ("test") of the episode.
         """
         owner = type(self).__name__
-        params = {name: getattr(self, name) for name in self._parameter_constraints}
-        validate_params(params, self._parameter_constraints, owner)
+        self._check_params()
         if y is None:
             raise ValueError(f"{owner}.split needs the labels y to draw episodes.")
         y = np.asarray(y)
@@ -93,5 +92,20 @@ class EpisodicSplit(BaseCrossValidator):
             yield support, query
 
     def get_n_splits(self, X=None, y=None, groups=None):
-        """Return the number of episodes, ``n_episodes``."""
-        return self.n_episodes
+        """Return the number of episodes, ``n_episodes``, checked as :meth:`split` checks it.
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored, present for API consistency.
+
+        Returns
+        -------
+        n_splits : int
+            The number of episodes.
+        """
+        return self._check_params()["n_episodes"]
+
+    def _check_params(self):
+        params = {name: getattr(self, name) for name in self._parameter_constraints}
+        return validate_params(params, self._parameter_constraints, type(self).__name__)
