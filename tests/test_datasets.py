@@ -368,6 +368,21 @@ def test_fetch_omniglot_damaged_image(tmp_path):
     assert "delete it" in str(excinfo.value)
 
 
+def test_fetch_omniglot_flipped_bit_in_an_archive_member(tmp_path):
+    # A bit flipped inside a member's data fails zipfile's CRC check (BadZipFile, which is
+    # no OSError): the same clear error as a damaged image.
+    (tmp_path / "omniglot").mkdir()
+    archive = tmp_path / "omniglot" / "images_evaluation.zip"
+    png = _synthetic_png("A", "c01", 1)
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("images_evaluation/A/character01/0001_01.png", png)
+    data = bytearray(archive.read_bytes())
+    data[data.index(png) + len(png) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    with pytest.raises(OSError, match="0001_01.png.*BadZipFile.*delete it"):
+        fetch_omniglot("evaluation", data_home=tmp_path)
+
+
 # --------------------------------------------------------------------------
 # get_data_home
 # --------------------------------------------------------------------------

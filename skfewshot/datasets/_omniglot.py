@@ -432,9 +432,9 @@ def _decode_members(zf, names, image_size, archive_path):
         try:
             with Image.open(io.BytesIO(zf.read(name))) as img:
                 decoded.append(np.asarray(img.convert("L")))
-        except (OSError, ValueError, SyntaxError, zlib.error) as exc:
-            # Pillow's UnidentifiedImageError and zipfile's BadZipFile (bad
-            # CRC) are OSError / Exception subclasses covered here.
+        except (OSError, ValueError, SyntaxError, zlib.error, zipfile.BadZipFile) as exc:
+            # Pillow's UnidentifiedImageError is an OSError; zipfile's BadZipFile
+            # (a member failing its CRC check) is not.
             raise OSError(
                 f"Cannot decode the image {name!r} of {archive_path!r} "
                 f"({type(exc).__name__}: {exc}). The archive is damaged: "
