@@ -766,6 +766,14 @@ def image_folder(tmp_path):
     return root
 
 
+def test_load_image_folder_reads_16_bit_gray_levels(tmp_path):
+    levels = np.array([[0, 1000, 30000, 65535]] * 4, dtype=np.uint16)
+    (tmp_path / "a").mkdir()
+    Image.fromarray(levels).save(tmp_path / "a" / "x.png")  # a 16-bit gray PNG
+    X, _ = load_image_folder(tmp_path, image_size=4, return_X_y=True)
+    np.testing.assert_allclose(X[0, 0], levels / 65535, rtol=1e-6)  # not all white from 255 up
+
+
 def test_load_image_folder_grayscale(image_folder):
     bunch = load_image_folder(image_folder)
     assert isinstance(bunch, Bunch)

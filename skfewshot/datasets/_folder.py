@@ -146,7 +146,6 @@ def load_image_folder(path, image_size=28, *, grayscale=True, invert=False, retu
     for i, filename in enumerate(filenames):
         pixels = _read_image(filename, mode, image_size)
         data[i] = pixels[np.newaxis] if grayscale else pixels.transpose(2, 0, 1)
-    data /= 255
     if invert:
         np.subtract(1, data, out=data)
     target = np.asarray(target, dtype=np.int64)
@@ -161,14 +160,24 @@ def load_image_folder(path, image_size=28, *, grayscale=True, invert=False, retu
     )
 
 
+#: Pillow's modes of 16-bit gray images (PNG), read to gray levels in [0, 1] without
+#: going through 8 bits, where every value from 255 up would become white.
+_GRAY_16 = ("I;16", "I;16B", "I;16L", "I")
+
+
 def _read_image(filename, mode, image_size):
-    """Read `filename` as a uint8 array in `mode`, resized to `image_size`."""
+    """Read `filename` in `mode` as float32 levels in [0, 1], resized to `image_size`."""
     try:
         with Image.open(filename) as img:
-            img = img.convert(mode)
+            if mode == "L" and img.mode in _GRAY_16:
+                img = Image.fromarray(np.asarray(img, dtype=np.float32) / 65535, mode="F")
+                full_scale = 1
+            else:
+                img = img.convert(mode)
+                full_scale = 255
             if img.size != (image_size, image_size):
                 img = img.resize((image_size, image_size), Image.Resampling.LANCZOS)
-            return np.asarray(img)
+            return np.asarray(img, dtype=np.float32) / np.float32(full_scale)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise OSError(
             f"Cannot read the image file {filename!r} ({type(exc).__name__}: "
