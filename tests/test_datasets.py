@@ -192,6 +192,18 @@ def test_fetch_omniglot_cache_hit(synthetic_home, monkeypatch):
         assert second[key].dtype == first[key].dtype
 
 
+def test_a_cache_write_killed_midway_leaves_nothing_behind(synthetic_home):
+    first = fetch_omniglot("background_small2", data_home=synthetic_home)
+    cache_dir = synthetic_home / "omniglot" / "cache"
+    (name,) = os.listdir(cache_dir)
+    os.remove(cache_dir / name)
+    # What a SIGKILL during the write leaves: the temporary of a process that is gone.
+    (cache_dir / f".tmp-999999999-{name}").write_bytes(b"half")
+    second = fetch_omniglot("background_small2", data_home=synthetic_home)
+    assert os.listdir(cache_dir) == [name]
+    np.testing.assert_array_equal(second.data, first.data)
+
+
 def test_fetch_omniglot_cache_keyed_by_image_size_and_archive(synthetic_home, monkeypatch):
     calls = []
     decode = _omniglot._decode_archive

@@ -5,6 +5,7 @@
 import hashlib
 import http.client
 import os
+import re
 import secrets
 import stat
 import urllib.error
@@ -14,6 +15,7 @@ import zipfile
 
 import numpy as np
 
+from .._files import remove_abandoned_temporaries, write_atomically
 from .._param_validation import Integer
 
 __all__ = ["get_data_home"]
@@ -254,19 +256,19 @@ def _save_npz_atomic(path, **arrays):
     """Save `arrays` as a compressed ``.npz`` file at `path`, atomically.
 
     The arrays are written to a temporary file in the folder of `path`
-    (created if needed), which is then moved to `path` with
-    :func:`os.replace`, so that readers never see a partial file.
+    (created if needed), which is then moved to `path`, so that readers never
+    see a partial file (:func:`skfewshot._files.write_atomically`); the
+    temporaries of writes to `path` that a kill interrupted are deleted first.
     """
-    folder = os.path.dirname(os.path.abspath(path))
+    folder, name = os.path.split(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, temp_path = _create_temp_file(path, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    remove_abandoned_temporaries(folder, re.escape(name))
+
+    def write(temporary):
+        with open(temporary, "wb") as f:
             np.savez_compressed(f, **arrays)
-        os.replace(temp_path, path)
-    except BaseException:
-        _remove_if_exists(temp_path)
-        raise
+
+    write_atomically(path, write)
 
 
 def _load_npz(path, keys):
