@@ -201,14 +201,17 @@ def main():
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a keyword argument of both loops, e.g. inner_steps=5 for MAML "
-        "(integer values; repeatable)",
+        help="a keyword argument of both loops, e.g. inner_steps=5 or head_init=prototypes "
+        "for MAML (integers or strings; repeatable)",
     )
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
-    options = {name: int(value) for name, value in (option.split("=", 1) for option in args.option)}
+    options = {
+        name: int(value) if value.lstrip("-").isdigit() else value
+        for name, value in (option.split("=", 1) for option in args.option)
+    }
     import torch
 
     import skfewshot

@@ -28,6 +28,7 @@ from skfewshot.meta import MAMLLearner
 from skfewshot.metrics import mean_confidence_interval
 from skfewshot.model_selection import EpisodicSplit
 from skfewshot.nn import MLP
+from skfewshot.plotting import plot_benchmark, plot_learning_curves
 
 X, y = load_digits(return_X_y=True)
 X, y = rotate_classes((X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8), y)
@@ -60,17 +61,43 @@ print("train accuracy after adaptation, by epoch:", np.round(learner.history[:, 
 # %%
 # For each setting, the adaptation's steps and rate are grid-searched on the
 # validation classes; the chosen classifier is then scored on the novel
-# classes. ``refit=False``: a few-shot classifier is fitted on each episode's
-# support set, so there is nothing to refit.
+# classes, next to the classifier with the training's adaptation
+# (``inner_steps=2``, ``inner_lr=0.4``). ``refit=False``: a few-shot
+# classifier is fitted on each episode's support set, so there is nothing to
+# refit.
 grid = {"inner_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}
+as_trained, tuned = [], []
 for n_shot in (1, 5):
     cv = EpisodicSplit(n_way=5, n_shot=n_shot, n_query=10, n_episodes=100, random_state=0)
     search = GridSearchCV(learner.to_classifier(), grid, cv=cv, refit=False)
     search.fit(X_base[valid], y_base[valid])
     clf = clone(learner.to_classifier()).set_params(**search.best_params_)
     test_cv = EpisodicSplit(n_way=5, n_shot=n_shot, n_query=15, n_episodes=200, random_state=0)
-    mean, half = mean_confidence_interval(cross_val_score(clf, X_novel, y_novel, cv=test_cv))
+    for rows, classifier in [(as_trained, learner.to_classifier()), (tuned, clf)]:
+        mean, half = mean_confidence_interval(
+            cross_val_score(classifier, X_novel, y_novel, cv=test_cv)
+        )
+        rows.append({"n_way": 5, "n_shot": n_shot, "accuracy": 100 * mean, "ci95": 100 * half})
     print(
         f"5-way {n_shot}-shot: chose {search.best_params_} on validation classes "
-        f"({100 * search.best_score_:.1f} %); novel classes: {100 * mean:.1f} ± {100 * half:.1f} %"
+        f"({100 * search.best_score_:.1f} %); novel classes: "
+        f"{tuned[-1]['accuracy']:.1f} ± {tuned[-1]['ci95']:.1f} % "
+        f"(as trained: {as_trained[-1]['accuracy']:.1f} ± {as_trained[-1]['ci95']:.1f} %)"
     )
+
+# %%
+# The meta-training, epoch by epoch: the loss and the accuracy of the
+# training episodes' queries after adaptation.
+plot_learning_curves(learner)
+
+# %%
+# The accuracies on the novel classes, as a benchmark figure. The results
+# are in the format ``skfewshot benchmark --json`` writes (accuracies in %),
+# so ``plot_benchmark`` draws the files of the command line the same way.
+dataset = "rotated digits 6-9"
+plot_benchmark(
+    [
+        {"method": "as trained", "dataset": dataset, "results": as_trained},
+        {"method": "tuned on validation classes", "dataset": dataset, "results": tuned},
+    ]
+)

@@ -11,6 +11,7 @@
   by an update rule (the MAML family).
 """
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
@@ -18,6 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._lazy import LazySamples
 from ._param_validation import Integer
 from ._torch_utils import as_tensor, embed, encoder_errors, frozen_copy, non_finite_rows
 from ._validation import (
@@ -29,6 +31,12 @@ from ._validation import (
     validate_X,
 )
 from .nn._adaptation import ADAPTATION_CONSTRAINTS, GradientAdaptation
+
+
+def _batches(X, classifier):
+    """The indices of ``X`` in batches of the classifier's ``batch_size``."""
+    n, size = len(X), classifier.batch_size
+    return [np.arange(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 class FewShotClassifier(ClassifierMixin, BaseEstimator):
@@ -112,18 +120,30 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _query_scores(self, X):
         check_is_fitted(self)
-        X = as_tensor(validate_X(self, X, reset=False), "cpu")
-        scores = self._scores(X)
+        # Lazy queries (a memory-map, an image folder, ...) are read batch_size at a time,
+        # never whole; transductive scoring needs them all together.
+        X = validate_X(self, X, reset=False, lazy=not getattr(self, "transductive", False))
+        if isinstance(X, LazySamples):
+            scores = self._lazy_scores(X)
+        else:
+            X = as_tensor(X, "cpu")
+            scores = self._scores(X)
         bad = non_finite_rows(scores)  # an error, never a silent classes_[0]
         if bad.any():
             bad = bad.cpu()
+            rows = X._tensor_rows(bad.numpy()) if isinstance(X, LazySamples) else X[bad]
             raise ValueError(
                 f"{type(self).__name__}: the class scores of {int(bad.sum())} of the "
                 f"{len(bad)} query samples are not finite (NaN or infinite; the first at "
                 f"index {int(bad.nonzero()[0, 0])}), so no class can be predicted for them. "
-                + self._non_finite_cause(X[bad])
+                + self._non_finite_cause(rows)
             )
         return scores
+
+    def _lazy_scores(self, X):
+        """Class scores of lazy query samples ``X``, read and scored ``batch_size`` at a time
+        (the batches in which :meth:`_scores` scores an array)."""
+        return torch.cat([self._scores(X._tensor_rows(batch)) for batch in _batches(X, self)])
 
     def _non_finite_cause(self, X):
         """What to check when the class scores of the query samples ``X`` are not finite."""
@@ -250,6 +270,11 @@ class EmbeddingClassifier(FewShotClassifier):
 
     def _fit_support(self, X, labels, n_classes):
         self._fit_embeddings(self._embed(X), labels, n_classes)
+
+    def _lazy_scores(self, X):
+        # Embedded batch_size at a time, as _embed embeds an array, then scored together.
+        embeddings = [self._embed(X._tensor_rows(batch)) for batch in _batches(X, self)]
+        return self._score_embeddings(torch.cat(embeddings))
 
     def _scores(self, X):
         return self._score_embeddings(self._embed(X))

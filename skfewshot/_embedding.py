@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._lazy import LazySamples
 from ._param_validation import Integer
 from ._torch_utils import embed, frozen_copy
 from ._validation import Device, check_params, module_or_none, validate_X
@@ -26,7 +27,10 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Where the encoder runs.
     batch_size : int, default=256
         Samples embedded at once (an integer >= 1, checked at fit and
-        transform).
+        transform). With an encoder, samples read on demand (a memory-map,
+        a uint8 array, an :class:`~skfewshot.datasets.ImageFolder`, a torch
+        Dataset) are also read ``batch_size`` at a time: they are never
+        loaded whole, uint8 pixels are scaled by 1/255.
 
     Attributes
     ----------
@@ -72,8 +76,10 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
-            Samples, in the shape the encoder takes.
+        X : array-like, memory-map, ImageFolder or torch Dataset of shape (n_samples, ...)
+            Samples, in the shape the encoder takes. Lazy samples are checked
+            on their first sample (the others when :meth:`transform` reads
+            them).
         y : None
             Ignored.
 
@@ -82,10 +88,11 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self : EmbeddingTransformer
             The fitted transformer.
         """
-        X = validate_X(self, X, reset=True)
+        X = validate_X(self, X, reset=True, lazy=True)
         self._device = check_params(self)["device"]
         self.encoder_ = None if self.encoder is None else frozen_copy(self.encoder, self._device)
-        self.embedding_shape_ = tuple(self._embed(X[:1], flatten=False).shape[1:])
+        first = X.take(np.arange(1)) if isinstance(X, LazySamples) else X[:1]
+        self.embedding_shape_ = tuple(self._embed(first, flatten=False).shape[1:])
         self.embedding_dim_ = int(np.prod(self.embedding_shape_, dtype=np.int64))
         return self
 
@@ -104,18 +111,33 @@ class EmbeddingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
-            Samples.
+        X : array-like, memory-map, ImageFolder or torch Dataset of shape (n_samples, ...)
+            Samples. Lazy samples are read, and embedded, ``batch_size`` at
+            a time.
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, embedding_dim_)
+        Z : ndarray of shape ``(n_samples, embedding_dim_)``
             Embeddings (float32 with an encoder; the input dtype without).
         """
         check_is_fitted(self)
         check_params(self)  # e.g. a batch_size set since fit
-        X = validate_X(self, X, reset=False)
+        X = validate_X(self, X, reset=False, lazy=True)
+        if isinstance(X, LazySamples):
+            return self._embed_samples(X)
         return self._embed(X).cpu().numpy()
+
+    def _embed_samples(self, samples):
+        """Embeddings of lazy samples, read ``batch_size`` at a time (the batches of ``embed``)."""
+        n = len(samples)
+        return np.concatenate(
+            [
+                self._embed(samples.take(np.arange(start, min(start + self.batch_size, n))))
+                .cpu()
+                .numpy()
+                for start in range(0, n, self.batch_size)
+            ]
+        )
 
     @property
     def _n_features_out(self):

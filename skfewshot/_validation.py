@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import validate_data
 
+from ._lazy import as_samples, reads_lazily
 from ._param_validation import Instance, _prefix, validate_params
 
 
@@ -96,21 +97,37 @@ def check_params(estimator):
     return validate_params(params, constraints, owner=type(estimator).__name__)
 
 
-def validate_X(estimator, X, y="no_validation", *, reset):
+def validate_X(estimator, X, y="no_validation", *, reset, lazy=False):
     """Validate the input of an estimator with an optional ``encoder``.
 
     Without an encoder the samples are feature vectors (2-D, float). With
     one, any per-sample shape the encoder takes is allowed (e.g. images
     (n, c, h, w)) and the data becomes float32. The per-sample shape is
     remembered at fit (``reset=True``) and enforced afterwards.
+
+    With an encoder, samples read on demand (:func:`skfewshot._lazy.reads_lazily`:
+    a memory-map, a uint8 array, an image folder, a torch Dataset) are
+    converted as they are read, uint8 scaled by 1/255 to [0, 1]. With
+    ``lazy`` (and no ``y``) they are returned as
+    :class:`~skfewshot._lazy.LazySamples` for the caller to read in batches
+    (their shape checked here, the rest as they are read); otherwise they are
+    read whole here (a support set), then validated as an array. Lazy
+    samples and torch Datasets given without an encoder are read whole too.
     """
     has_encoder = estimator.encoder is not None
+    no_y = isinstance(y, str) and y == "no_validation"
+    if reads_lazily(X) and (has_encoder or not isinstance(X, np.ndarray)):
+        samples = as_samples(X)
+        if has_encoder and lazy and no_y:
+            _check_samples(estimator, samples, reset=reset)
+            return samples
+        X = samples.take(np.arange(len(samples)))
     kwargs = dict(
         reset=reset,
         allow_nd=has_encoder,
         dtype=np.float32 if has_encoder else (np.float64, np.float32),
     )
-    if isinstance(y, str) and y == "no_validation":
+    if no_y:
         X = validate_data(estimator, X, **kwargs)
         out = X
     else:
@@ -121,6 +138,23 @@ def validate_X(estimator, X, y="no_validation", *, reset):
     else:
         check_sample_shape(X, estimator._sample_shape, owner=type(estimator).__name__)
     return out
+
+
+def _check_samples(estimator, samples, *, reset):
+    """What :func:`validate_X` records and checks of lazy samples, without reading them."""
+    owner = type(estimator).__name__
+    if len(samples) == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={samples.shape}) while a minimum of 1 is "
+            f"required by {owner}."
+        )
+    if reset:
+        estimator.n_features_in_ = samples.shape[1]
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        estimator._sample_shape = samples.sample_shape
+    else:
+        check_sample_shape(samples, estimator._sample_shape, owner=owner)
 
 
 def check_sample_shape(X, expected, *, owner):

@@ -1,5 +1,6 @@
 """Callbacks for meta-training (skorch callbacks): :class:`TimeBudget`, to train for a set
-time, and :class:`ResumableCheckpoint`, to resume a killed run where it stopped."""
+time, :class:`ResumableCheckpoint`, to resume a killed run where it stopped, and
+:class:`DistributedMetaBatch`, to split the meta-batches across processes."""
 
 import copy
 import hashlib
@@ -25,11 +26,12 @@ from skorch.callbacks.scoring import ScoringBase
 from skorch.history import History
 from skorch.utils import noop
 
+from . import _distributed
 from ._files import remove, remove_abandoned_temporaries, temporary_path, write_atomically
 from ._param_validation import Instance, Integer, Options, Positive
 from ._validation import check_params
 
-__all__ = ["ResumableCheckpoint", "TimeBudget"]
+__all__ = ["DistributedMetaBatch", "ResumableCheckpoint", "TimeBudget"]
 
 # The callbacks whose epoch end only sums up, or closes, the epoch's batches: safe to
 # run on an epoch cut short (a validation PassthroughScoring finds no validation
@@ -174,6 +176,218 @@ class TimeBudget(Callback):
         history.record("time_budget_stopped", True)
 
 
+class DistributedMetaBatch(Callback):
+    """Split each training meta-batch across the processes of :mod:`torch.distributed`.
+
+    Meta-training data-parallel, over processes on one machine or many
+    (started by ``torchrun``, see :doc:`/scaling`), as one process would
+    train with the same meta-batch:
+
+    * every process draws the whole meta-batch from the same episode
+      stream (rank 0's random generator, sent to the others when training
+      begins, as are rank 0's weights), then trains on its share of the
+      episodes: process ``r`` of ``W`` takes episodes ``r``, ``r + W``, ...;
+    * each episode's gradient is divided by the size of the whole
+      meta-batch, and the gradients are summed over the processes
+      (``all_reduce``) before the meta-update: every process takes the
+      step a single process takes with the mean over the meta-batch (equal
+      to float rounding, the sums being made in another order; an adaptive
+      optimizer such as Adam may turn the rounding noise of a coordinate
+      whose gradient is nearly zero into a step of another size), and the
+      weights stay the same on every process;
+    * the episodes' losses and outputs are gathered, so that every
+      process records the same ``train_loss`` and ``train_acc`` as a
+      single process, and callbacks see the whole meta-batch;
+    * buffers (batch-norm running statistics) are set to rank 0's after
+      every meta-update, as :class:`~torch.nn.parallel.DistributedDataParallel`
+      does: a process updates them with its share of the episodes only, so
+      they differ from a single process's (the gradients do not);
+    * only rank 0 prints: the other processes train with ``verbose=0``.
+
+    Validation (``train_split``) is not split: every process scores all
+    the validation episodes, with the same weights, so that decisions made
+    on them (:class:`~skorch.callbacks.EarlyStopping`, checkpoints) are the
+    same everywhere. Without an initialised process group (a plain
+    ``python script.py``), the callback does nothing: the learner trains
+    in this process as without it, bit for bit.
+
+    Every process must fit the same data, with the same learner parameters
+    and callbacks. The processes check, when training begins, that their
+    learners and labels agree, and at the first meta-batch of every epoch,
+    that they drew the same episodes, and raise a ValueError naming the
+    difference rather than wait for each other forever.
+    :class:`TimeBudget` is refused (each process would stop by its own
+    clock). Random numbers drawn by the module in training (dropout) come
+    from each process's own torch generator, so a module that draws them
+    trains as well, but not to a single process's weights.
+
+    See Also
+    --------
+    torch.nn.parallel.DistributedDataParallel : Data parallelism for
+        mini-batches of samples.
+
+    Notes
+    -----
+    Every process reads the samples of the whole meta-batch and computes
+    the forward and backward passes of its share: the split pays when the
+    episodes' computation dominates (a convolutional encoder, MAML's inner
+    loop), not the reading of their samples.
+
+    Examples
+    --------
+    >>> from skfewshot.callbacks import DistributedMetaBatch
+    >>> from skfewshot.meta import MAMLLearner
+    >>> learner = MAMLLearner(meta_batch_size=32, random_state=0,
+    ...                       callbacks=[DistributedMetaBatch()])
+
+    Run the script that fits it with ``torchrun --nproc-per-node=4 train.py``,
+    after ``torch.distributed.init_process_group()``; see :doc:`/scaling`.
+    """
+
+    def initialize(self):
+        self.active_ = False
+        self.rank_, self.world_size_ = 0, 1
+        self.verbose_ = None  # the learner's verbose, on the processes silenced in training
+        self.epoch_checked_ = False
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        from .meta import EpisodicLearner  # here: the meta-learners import this module
+
+        owner = type(self).__name__
+        if not isinstance(net, EpisodicLearner):
+            raise TypeError(
+                f"{owner} splits the meta-batches of a meta-learner (skfewshot.meta); it "
+                f"cannot train a {type(net).__name__}. Use torch's DistributedDataParallel "
+                "for other nets."
+            )
+        self.active_ = False
+        if not _distributed.initialized():
+            launched = _distributed.launched_world_size()
+            if launched > 1:
+                raise RuntimeError(
+                    f"{owner}: this process is one of WORLD_SIZE={launched} processes (as "
+                    "torchrun starts them), but torch.distributed is not initialised, so "
+                    "each process would train alone. Call torch.distributed."
+                    "init_process_group() before fit (backend 'gloo' on CPUs, 'nccl' on "
+                    "GPUs), and destroy_process_group() at the end."
+                )
+            return
+        self.rank_, self.world_size_ = _distributed.rank_and_world_size()
+        summaries = _distributed.all_gather(self._summary(net, y))
+        if any(summary.pop("TimeBudget") for summary in summaries):
+            raise ValueError(
+                f"{owner} cannot be used with TimeBudget: each process would stop by its own "
+                "clock, after a different meta-batch, and the others would wait for it "
+                "forever. Bound the training with max_epochs (and episodes_per_epoch) instead."
+            )
+        differing = [key for key in summaries[0] if len({repr(s[key]) for s in summaries}) > 1]
+        if differing:
+            detail = "; ".join(
+                f"{key}: " + ", ".join(f"rank {r}: {s[key]!r}" for r, s in enumerate(summaries))
+                for key in differing
+            )
+            raise ValueError(
+                f"{owner}: the processes do not train the same learner on the same data "
+                f"({detail}). Run the same script, with the same data and parameters, in "
+                "every process."
+            )
+        # Rank 0's episode stream and weights, on every process.
+        rng = getattr(net, "_train_rng_", None)
+        seeds = _distributed.broadcast_object(
+            {
+                "train_rng": rng.get_state() if isinstance(rng, np.random.RandomState) else None,
+                "valid_seed": getattr(net, "_valid_seed_", None),
+            }
+        )
+        if seeds["train_rng"] is not None:
+            rng.set_state(seeds["train_rng"])
+        if seeds["valid_seed"] is not None:
+            net._valid_seed_ = seeds["valid_seed"]
+        _distributed.broadcast_state(net)
+        if self.rank_ != 0:
+            self.verbose_, net.verbose = net.verbose, 0
+        self.active_ = True
+        self.epoch_checked_ = False
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epoch_checked_ = False
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if not (self.active_ and training) or self.epoch_checked_:
+            return
+        self.epoch_checked_ = True
+        episodes = batch[0]
+        digest = hashlib.sha256()
+        for episode in episodes:
+            for tensor in (episode.support, episode.support_labels, episode.query):
+                tensor = tensor.detach().cpu().contiguous()
+                digest.update(repr((tuple(tensor.shape), str(tensor.dtype))).encode())
+                digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+        drawn = _distributed.all_gather((len(net.history), len(episodes), digest.hexdigest()))
+        if len(set(drawn)) > 1:
+            detail = ", ".join(
+                f"rank {r}: epoch {epoch}, {n} episodes, sha256 {fingerprint[:12]}"
+                for r, (epoch, n, fingerprint) in enumerate(drawn)
+            )
+            raise ValueError(
+                f"{type(self).__name__}: the processes drew different training episodes "
+                f"({detail}). Every process must fit the same X and y with the same "
+                "parameters; a run resumed from checkpoints needs the same checkpoint in "
+                "every process (a ResumableCheckpoint folder per process)."
+            )
+
+    def on_train_end(self, net, **kwargs):
+        if self.verbose_ is not None:
+            net.verbose, self.verbose_ = self.verbose_, None
+        self.active_ = False
+
+    # -- the meta-learner's side (EpisodicLearner's training step) ---------------------------
+
+    def _share(self, episodes, targets):
+        """This process's ``(episode, query_labels)`` pairs of a training meta-batch."""
+        return _distributed.share(zip(episodes, targets), self.rank_, self.world_size_)
+
+    def _gather(self, losses, y_preds, device):
+        """Every process's episode losses and outputs, in the meta-batch's order, on
+        ``device``."""
+        mine = [
+            (_distributed.to_device(loss, "cpu"), _distributed.to_device(y_pred, "cpu"))
+            for loss, y_pred in zip(losses, y_preds)
+        ]
+        gathered = _distributed.interleave(_distributed.all_gather(mine))
+        device = losses[0].device if losses else torch.device(device or "cpu")
+        return (
+            [_distributed.to_device(loss, device) for loss, _ in gathered],
+            [_distributed.to_device(y_pred, device) for _, y_pred in gathered],
+        )
+
+    def _synchronize(self, net):
+        """Sum the gradients over the processes and take rank 0's buffers, before the
+        meta-update."""
+        _distributed.sum_gradients(net)
+        _distributed.broadcast_buffers(net)
+
+    @staticmethod
+    def _summary(net, y):
+        """What must agree between the processes, when training begins."""
+        labels = None
+        if y is not None:
+            classes, counts = np.unique(np.asarray(y), return_counts=True)
+            text = repr((classes.tolist(), counts.tolist())).encode()
+            labels = f"{len(y)} labels, sha256 {hashlib.sha256(text).hexdigest()[:12]}"
+        weights = sum(p.numel() for p in _distributed.learnable(net))
+        return {
+            "learner": type(net).__name__,
+            "meta_batch_size": net.meta_batch_size,
+            "episodes_per_epoch": net.episodes_per_epoch,
+            "max_epochs": net.max_epochs,
+            "labels": labels,
+            "weights": weights,
+            "TimeBudget": any(isinstance(c, TimeBudget) for _, c in net.callbacks_),
+        }
+
+
 # What a checkpoint holds besides the weights: the file names, and its format.
 _MANIFEST = "manifest.json"
 _STATE = "state.pt"
@@ -236,9 +450,10 @@ class ResumableCheckpoint(Checkpoint):
     So ``fit`` *continues* the run saved in ``dirname`` (where it would
     normally start over): calling it again after a run has ended returns
     the trained learner without training, or trains the epochs that a
-    larger ``max_epochs`` adds. A run that a callback stopped at the end
-    of an epoch (:class:`~skorch.callbacks.EarlyStopping`) is over: ``fit``
-    restores it and trains no further. To start over, delete ``dirname`` or
+    larger ``max_epochs`` adds. A run that
+    :class:`~skorch.callbacks.EarlyStopping` stopped is over: ``fit``
+    restores it and trains no further; a run interrupted otherwise (Ctrl+C,
+    a kill, an exception) resumes from its last checkpoint. To start over, delete ``dirname`` or
     pass another one. Use one ``dirname`` per run (not one for the clones
     of a grid search), with the learner's parameters unchanged: restoring
     weights of another shape raises a ValueError.
@@ -399,9 +614,15 @@ class ResumableCheckpoint(Checkpoint):
             self._finish_restore(net)
         self.pending_ = None
         epochs, self.ended_ = self.ended_, None
-        if epochs is not None and epochs == len(net.history):
-            # Fewer epochs than max_epochs: a callback stopped the run at an epoch's end.
-            self._save(net, epochs, stopped=epochs < net.max_epochs)
+        if epochs is None or epochs != len(net.history):
+            return
+        stopped = epochs < net.max_epochs
+        # skorch ends training the same way for an early stop and for Ctrl+C (both are a
+        # KeyboardInterrupt): the end is checkpointed as final only when an early stopping
+        # callback stopped the run. An interrupted run resumes from its last checkpoint (its
+        # end may have missed some callbacks' epoch end, e.g. a learning-rate step).
+        if not stopped or _stopped_early(net):
+            self._save(net, epochs, stopped=stopped)
 
     def save_model(self, net):
         """Save a checkpoint of ``net`` now, atomically, as of its ``len(net.history)`` epochs.
@@ -651,6 +872,14 @@ class ResumableCheckpoint(Checkpoint):
                         callback.lr_scheduler_.load_state_dict(value)
                 else:
                     setattr(callback, attribute, value)
+
+
+def _stopped_early(net):
+    """Whether an :class:`~skorch.callbacks.EarlyStopping` of ``net`` has stopped its training."""
+    return any(
+        isinstance(callback, EarlyStopping) and getattr(callback, "misses_", 0) >= callback.patience
+        for _, callback in getattr(net, "callbacks_", [])
+    )
 
 
 def _read(folder):

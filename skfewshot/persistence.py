@@ -90,7 +90,7 @@ _SAFE_TORCH = (2, 6)
 
 #: The callbacks that read or write no file (a checkpoint read back at fit could hold a
 #: pickle) and take no logger object.
-_FEWSHOT_CALLBACKS = ("TimeBudget",)
+_FEWSHOT_CALLBACKS = ("TimeBudget", "DistributedMetaBatch")
 _SKORCH_CALLBACKS = (
     "BatchScoring",
     "EarlyStopping",

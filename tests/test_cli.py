@@ -610,3 +610,124 @@ def test_a_scorer_counts_the_episodes_and_scores_as_the_default(digits):
         expected["ci95"],
     )
     assert len(ticks) == 20  # one call per episode
+
+
+# -- --checkpoint-dir: an interrupted benchmark resumes -----------------------------------
+
+
+def _encoder_weights(path):
+    return joblib.load(path).encoder.state_dict()
+
+
+def test_an_interrupted_benchmark_resumes_from_its_checkpoint(tmp_path, capsys, monkeypatch):
+    # Ctrl+C after epoch 2 of 4, then the same command: it resumes from the last
+    # checkpoint (epoch 1: epoch 2's is taken as epoch 3 begins) and ends with the weights
+    # and the results of an uninterrupted run with the same random_state.
+    from skfewshot._cli._console import TrainingProgress
+
+    flags = [*DIGITS, "--episodes", "16", "--episodes-per-epoch", "4", "--test-episodes", "5"]
+    flags += ["--quiet"]
+    whole, whole_json = tmp_path / "whole.joblib", tmp_path / "whole.json"
+    assert main([*flags, "--output", str(whole), "--json", str(whole_json)]) == 0
+    checkpoints = tmp_path / "checkpoints"
+    resumed, resumed_json = tmp_path / "resumed.joblib", tmp_path / "resumed.json"
+    resumable = [*flags, "--checkpoint-dir", str(checkpoints)]
+    resumable += ["--output", str(resumed), "--json", str(resumed_json)]
+    capsys.readouterr()
+
+    end_of_epoch = TrainingProgress.on_epoch_end
+
+    def ctrl_c_after_epoch_2(self, net, **kwargs):
+        end_of_epoch(self, net, **kwargs)
+        if self.epochs_ == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainingProgress, "on_epoch_end", ctrl_c_after_epoch_2)
+    assert main(resumable) == 130
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == (
+        "skfewshot: interrupted after 2 of 4 epochs of meta-training; the last checkpoint, "
+        f"of epoch 1, is in {checkpoints}: run the same command again (with --checkpoint-dir "
+        f"{checkpoints}) to resume it."
+    )
+    assert "accuracy (%)" not in captured.out
+    assert not resumed.exists() and not resumed_json.exists()
+    names = sorted(entry.name for entry in checkpoints.iterdir())
+    assert names == ["benchmark-settings.json", "epoch-000001"]
+
+    monkeypatch.setattr(TrainingProgress, "on_epoch_end", end_of_epoch)
+    assert main(resumable) == 0
+    captured = capsys.readouterr()
+    assert f"skfewshot: resuming from epoch 1 of 4 in {checkpoints}." in captured.err
+    assert "(resumed from epoch 1 of 4)" in captured.out
+    expected = _encoder_weights(whole)
+    ours = _encoder_weights(resumed)
+    assert ours.keys() == expected.keys()
+    assert all(torch.equal(ours[key], value) for key, value in expected.items())
+    expected_result = json.loads(whole_json.read_text())
+    result = json.loads(resumed_json.read_text())
+    assert result["results"] == expected_result["results"]
+    assert result["train_episodes"] == expected_result["train_episodes"] == 16
+    assert result["resumed_from_epoch"] == 1 and expected_result["resumed_from_epoch"] is None
+
+    # Meta-training has ended: the same command evaluates the trained learner again,
+    # without training, with other evaluation flags if need be.
+    resumed.unlink()
+    again = [*resumable, "--test-episodes", "5", "--shots", "1,5"]
+    assert main(again) == 0
+    captured = capsys.readouterr()
+    assert (
+        f"skfewshot: resuming from epoch 4 of 4 in {checkpoints}: meta-training has ended, "
+        "on to the evaluation." in captured.err
+    )
+    ours = _encoder_weights(resumed)
+    assert all(torch.equal(ours[key], value) for key, value in expected.items())
+    result = json.loads(resumed_json.read_text())
+    assert result["results"][0] == expected_result["results"][0]  # 5-way 1-shot
+    assert len(result["results"]) == 2 and result["resumed_from_epoch"] == 4
+    assert sorted(entry.name for entry in checkpoints.iterdir()) == [
+        "benchmark-settings.json",
+        "epoch-000003",
+        "epoch-000004",
+    ]
+
+
+def test_a_checkpoint_dir_of_other_settings_is_refused(tmp_path, capsys):
+    checkpoints = tmp_path / "checkpoints"
+    flags = [*DIGITS, "--episodes", "4", "--episodes-per-epoch", "2", "--test-episodes", "2"]
+    flags += ["--quiet", "--output", "none", "--checkpoint-dir", str(checkpoints)]
+    assert main(flags) == 0
+    capsys.readouterr()
+    for other, difference in [
+        (["--lr", "0.01"], "--lr 0.001 there, 0.01 here"),
+        (["--method", "maml"], "--method protonet there, maml here"),
+        (["--param", "scale=10"], '--param {} there, {"scale": 10} here'),
+        (["--episodes", "6"], "--episodes 4 there, 6 here"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            main([*flags, *other])
+        assert exited.value.code == 2
+        captured = capsys.readouterr()
+        error = captured.err.splitlines()[-1]
+        assert error.startswith(
+            f"skfewshot benchmark: error: argument --checkpoint-dir: {checkpoints} holds the "
+            "checkpoints of a run with other settings ("
+        )
+        assert difference in error, error
+        assert "or pass another --checkpoint-dir" in error
+        assert "Meta-training" not in captured.out
+    # The evaluation flags are no training settings: they may change.
+    assert main([*flags, "--ways", "10", "--test-query", "5"]) == 0
+
+    # Checkpoints without the settings of their run (not written by the command).
+    foreign = tmp_path / "foreign"
+    (foreign / "epoch-000001").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exited:
+        main([*flags[:-1], str(foreign)])
+    assert exited.value.code == 2
+    assert "holds checkpoints but not the settings of their run" in capsys.readouterr().err
+    # A time budget follows the clock: it cannot resume.
+    with pytest.raises(SystemExit) as exited:
+        main([*flags, "--max-time", "1"])
+    assert exited.value.code == 2
+    assert "--checkpoint-dir: not allowed with --max-time" in capsys.readouterr().err

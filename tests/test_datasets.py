@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import threading
+import warnings
 import zipfile
 
 import numpy as np
@@ -32,13 +33,23 @@ from skfewshot.datasets._omniglot import OMNIGLOT_ARCHIVES
 SHARED_DATA_HOME = os.environ.get("SKFEWSHOT_DATA") or None
 SMALL1 = "images_background_small1.zip"
 SMALL1_MD5 = "e704a628b5459e08445c13499850abc4"
+# What the official archives hold, before the autouse fixture below empties the table.
+OFFICIAL_CONTENTS = dict(_omniglot.OMNIGLOT_CONTENTS)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path, monkeypatch):
-    """Keep tests away from the user's data and cache folders."""
+    """Keep tests away from the user's data and cache folders.
+
+    The synthetic archives below bear the official names but hold a few
+    characters, drawn by a few drawers: no archive is checked against the
+    official contents here (``OMNIGLOT_CONTENTS`` is emptied), except where a
+    test sets the contents it expects. The real archives are loaded by
+    module-scoped fixtures, set up before this one, with the official table.
+    """
     monkeypatch.delenv("SKFEWSHOT_DATA", raising=False)
     monkeypatch.setenv("SKFEWSHOT_CACHE", str(tmp_path / "fallback_cache"))
+    monkeypatch.setattr(_omniglot, "OMNIGLOT_CONTENTS", {})
 
 
 def _md5(path):
@@ -393,6 +404,226 @@ def test_fetch_omniglot_flipped_bit_in_an_archive_member(tmp_path):
     archive.write_bytes(bytes(data))
     with pytest.raises(OSError, match="0001_01.png.*BadZipFile.*delete it"):
         fetch_omniglot("evaluation", data_home=tmp_path)
+
+
+# --------------------------------------------------------------------------
+# Completeness of a local archive (issue 14): no checksum applies to a local
+# copy, so a member renamed, missing or added must be an error, never a
+# smaller (or larger) data set cached and used.
+# --------------------------------------------------------------------------
+
+# A complete archive in miniature: 2 alphabets, 3 characters (ids 0001 to 0003), each
+# drawn once by each of the 20 drawers, named as in the official archives.
+COMPLETE_LAYOUT = {"Alpha": ["character01", "character02"], "Beta": ["character01"]}
+COMPLETE_CONTENTS = _omniglot.ArchiveContents(alphabets=2, characters=3, drawers=20)
+
+
+def _complete_members(top="images_evaluation"):
+    """``{member name: PNG bytes}`` of the miniature archive."""
+    members = {}
+    number = 0
+    for alphabet, characters in COMPLETE_LAYOUT.items():
+        for character in characters:
+            number += 1
+            for drawer in range(1, 21):
+                name = f"{top}/{alphabet}/{character}/{number:04d}_{drawer:02d}.png"
+                members[name] = _synthetic_png(alphabet, character, drawer)
+    return members
+
+
+@pytest.fixture
+def complete_home(tmp_path, monkeypatch):
+    """A data home for an ``evaluation`` archive, checked against COMPLETE_CONTENTS."""
+    home = tmp_path / "complete"
+    (home / "omniglot").mkdir(parents=True)
+    monkeypatch.setitem(_omniglot.OMNIGLOT_CONTENTS, "evaluation", COMPLETE_CONTENTS)
+    return home
+
+
+def _write_archive(home, members):
+    archive = home / "omniglot" / "images_evaluation.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return archive
+
+
+def _assert_refused(home, archive, *problems):
+    with pytest.raises(OSError) as excinfo:
+        fetch_omniglot("evaluation", data_home=home)
+    message = str(excinfo.value)
+    assert message.startswith(f"The Omniglot archive {str(archive)!r} is incomplete or damaged: ")
+    for problem in problems:
+        assert problem in message, message
+    assert "The official archive holds 2 alphabets and 3 characters" in message
+    assert "Delete it so that it is downloaded again, or replace it with a good copy" in message
+    assert "download_if_missing=False (skfewshot benchmark --no-download)" in message
+    assert not (home / "omniglot" / "cache").exists()  # nothing cached
+
+
+def test_a_complete_archive_is_loaded(complete_home):
+    _write_archive(complete_home, _complete_members())
+    X, y = fetch_omniglot("evaluation", data_home=complete_home, return_X_y=True)
+    assert X.shape == (60, 1, 28, 28)
+    np.testing.assert_array_equal(np.bincount(y), [20, 20, 20])
+
+
+ONE_BYTE_RENAMES = {
+    # member -> its name with one byte changed, and what the error says
+    "drawer not a number": (
+        "Alpha/character02/0002_07.png",
+        "Alpha/character02/0002_0x.png",
+        [
+            "'images_evaluation/Alpha/character02/0002_0x.png' is not named <id>_<drawer>.png",
+            "Alpha/character02 has 19 drawings, not 20 (no drawing by drawer 07)",
+        ],
+    ),
+    "another drawer": (
+        "Alpha/character02/0002_07.png",
+        "Alpha/character02/0002_27.png",
+        [
+            "Alpha/character02 has 20 drawings (no drawing by drawer 07; drawer 27 beyond the "
+            "20 drawers)"
+        ],
+    ),
+    "another character id": (
+        "Alpha/character02/0002_07.png",
+        "Alpha/character02/0003_07.png",
+        ["the drawings of Alpha/character02 have 2 character ids (0002, 0003), not one"],
+    ),
+    "another character": (
+        "Alpha/character02/0002_07.png",
+        "Alpha/character12/0002_07.png",
+        [
+            "Alpha/character02 has 19 drawings, not 20 (no drawing by drawer 07)",
+            "Alpha/character12 has 1 drawing, not 20 (no drawing by drawer 01, 02, 03, 04, "
+            "05, ... (19 in all))",
+            "it holds 4 characters, not 3",
+        ],
+    ),
+    "another alphabet": (
+        "Beta/character01/0003_20.png",
+        "Beto/character01/0003_20.png",
+        [
+            "Beta/character01 has 19 drawings, not 20 (no drawing by drawer 20)",
+            "it holds 3 alphabets, not 2",
+        ],
+    ),
+    "not a PNG": (
+        "Alpha/character01/0001_05.png",
+        "Alpha/character01/0001_05.pnf",
+        [
+            "'images_evaluation/Alpha/character01/0001_05.pnf' is not a PNG image",
+            "Alpha/character01 has 19 drawings, not 20 (no drawing by drawer 05)",
+        ],
+    ),
+    "not in the top folder": (
+        "Alpha/character01/0001_05.png",
+        "Alpha/character01/0001_05.png",  # the top folder renamed instead, below
+        [
+            "'images_evaluatiom/Alpha/character01/0001_05.png' is not in the folder "
+            "images_evaluation/"
+        ],
+    ),
+    "not a character folder": (
+        "Alpha/character01/0001_05.png",
+        "Alpha/characterO1/0001_05.png",
+        ["'images_evaluation/Alpha/characterO1/0001_05.png' is not in a folder named characterNN"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ONE_BYTE_RENAMES))
+def test_a_member_renamed_by_one_byte_is_an_error(case, complete_home):
+    # It used to drop the image, or add a class, and cache the changed data set.
+    old, new, problems = ONE_BYTE_RENAMES[case]
+    members = _complete_members()
+    data = members.pop(f"images_evaluation/{old}")
+    top = "images_evaluatiom" if case == "not in the top folder" else "images_evaluation"
+    members[f"{top}/{new}"] = data
+    archive = _write_archive(complete_home, members)
+    _assert_refused(complete_home, archive, *problems)
+
+
+def test_a_missing_drawing_is_an_error(complete_home):
+    members = _complete_members()
+    del members["images_evaluation/Beta/character01/0003_11.png"]
+    archive = _write_archive(complete_home, members)
+    _assert_refused(
+        complete_home, archive, "Beta/character01 has 19 drawings, not 20 (no drawing by drawer 11)"
+    )
+
+
+def test_an_extra_file_is_an_error(complete_home):
+    members = _complete_members()
+    extra_drawing = _synthetic_png("Beta", "character01", 3)
+    members["images_evaluation/Beta/character01/0003_21.png"] = extra_drawing
+    archive = _write_archive(complete_home, members)
+    _assert_refused(
+        complete_home,
+        archive,
+        "Beta/character01 has 21 drawings, not 20 (drawer 21 beyond the 20 drawers)",
+    )
+    # The same drawing twice: a second member of the same name.
+    archive = _write_archive(complete_home, _complete_members())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile's "Duplicate name"
+        with zipfile.ZipFile(archive, "a") as zf:
+            zf.writestr("images_evaluation/Beta/character01/0003_03.png", extra_drawing)
+    _assert_refused(
+        complete_home, archive, "Beta/character01 has 21 drawings, not 20 (drawer 03 twice)"
+    )
+    # A whole extra character: complete in itself, but not in the official archive.
+    members = _complete_members()
+    for drawer in range(1, 21):
+        name = f"images_evaluation/Beta/character02/0004_{drawer:02d}.png"
+        members[name] = _synthetic_png("Beta", "character02", drawer)
+    archive = _write_archive(complete_home, members)
+    _assert_refused(complete_home, archive, "it holds 4 characters, not 3")
+    # Files that are no drawings outside the character folders, and a macOS archive's
+    # resource forks, are left alone, as before.
+    members = _complete_members()
+    members["images_evaluation/README.txt"] = b"not an image"
+    members["__MACOSX/images_evaluation/Alpha/character01/._0001_01.png"] = b"fork"
+    _write_archive(complete_home, members)
+    assert fetch_omniglot("evaluation", data_home=complete_home).data.shape[0] == 60
+
+
+def test_many_problems_are_counted(complete_home):
+    members = {
+        name: data for name, data in _complete_members().items() if not name.endswith("_20.png")
+    }
+    for i in range(4):
+        members[f"images_evaluation/Alpha/character01/notes{i}.txt"] = b"not an image"
+    archive = _write_archive(complete_home, members)
+    _assert_refused(
+        complete_home,
+        archive,
+        "'images_evaluation/Alpha/character01/notes3.txt' is not a PNG image",
+        "Alpha/character01 has 19 drawings, not 20 (no drawing by drawer 20); and 2 more problems.",
+    )
+
+
+def test_the_official_archives_are_complete():
+    # The table of the official contents against the real archives (where SKFEWSHOT_DATA
+    # holds them): each passes the check.
+    if SHARED_DATA_HOME is None:
+        pytest.skip("SKFEWSHOT_DATA is not set: no real Omniglot data to test on")
+    checked = 0
+    for subset, (filename, _, _) in OMNIGLOT_ARCHIVES.items():
+        path = os.path.join(SHARED_DATA_HOME, "omniglot", filename)
+        if not os.path.isfile(path):
+            continue
+        with zipfile.ZipFile(path) as zf:
+            members = _omniglot._list_members(zf, path)
+            contents = OFFICIAL_CONTENTS[subset]
+            assert len(members) == contents.characters * contents.drawers
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(_omniglot, "OMNIGLOT_CONTENTS", OFFICIAL_CONTENTS)
+                _omniglot._check_contents(zf, members, path, subset)
+        checked += 1
+    if not checked:
+        pytest.skip(f"no Omniglot archive in {SHARED_DATA_HOME}/omniglot")
 
 
 # --------------------------------------------------------------------------

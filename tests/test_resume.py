@@ -21,7 +21,7 @@ import pytest
 import torch
 from methods import tiny_learner
 from sklearn.base import clone
-from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from torch import nn
 
 from skfewshot.callbacks import ResumableCheckpoint
@@ -168,6 +168,44 @@ def test_a_run_stopped_early_stays_stopped(stop_first, base_novel, tmp_path):
     again = learner().fit(X, y)
     assert len(again.history) == 2
     _assert_same_weights(_weights(again), _weights(first))
+
+
+class _CtrlC(Callback):
+    """Ctrl+C once, at the end of epoch ``at``: after the callbacks before it have ended it."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("schedule_last", [True, False], ids=["before-schedule", "after-all"])
+def test_ctrl_c_at_an_epoch_end_resumes_to_the_uninterrupted_weights(
+    schedule_last, base_novel, tmp_path
+):
+    # skorch ends training alike for an early stop and for Ctrl+C (a KeyboardInterrupt):
+    # a run interrupted after the checkpoint's end of epoch, before the learning-rate
+    # schedule's step, used to be checkpointed as stopped, and its rerun trained nothing.
+    X, y, _, _ = base_novel
+
+    def learner(*ctrl_c):
+        schedule = LRScheduler("CosineAnnealingLR", T_max=4)
+        checkpoint = ResumableCheckpoint(tmp_path)
+        if schedule_last:
+            return tiny_learner(
+                "prototypical", max_epochs=4, callbacks=[checkpoint, *ctrl_c, schedule]
+            )
+        return tiny_learner("prototypical", max_epochs=4, callbacks=[schedule, checkpoint, *ctrl_c])
+
+    whole = tiny_learner(
+        "prototypical", max_epochs=4, callbacks=[LRScheduler("CosineAnnealingLR", T_max=4)]
+    ).fit(X, y)
+    assert len(learner(_CtrlC(at=2)).fit(X, y).history) == 2
+    resumed = learner().fit(X, y)
+    assert len(resumed.history) == 4
+    _assert_same_weights(_weights(resumed), _weights(whole))
 
 
 def test_skorch_reads_the_latest_checkpoint_and_clones_the_callback(base_novel, tmp_path):

@@ -23,7 +23,8 @@ def build_parser():
         description="Meta-train a few-shot method (Prototypical Networks by default) on the "
         "base classes (Omniglot background + rotations, Lake protocol), evaluate N-way "
         "K-shot episodes on the novel classes (Omniglot evaluation alphabets) and save the "
-        "classifier. Ctrl+C stops the run (exit status 130) and saves nothing.",
+        "classifier. Ctrl+C stops the run (exit status 130) and saves nothing; with "
+        "--checkpoint-dir DIR, the same command run again resumes it.",
     )
     bench.add_argument(
         "--method",
@@ -211,6 +212,21 @@ def build_parser():
         "classes (default 0)",
     )
     bench.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="make the run resumable: checkpoint meta-training in DIR at every epoch "
+        "(weights, optimizer, learning-rate schedule, history, episode stream; each "
+        "checkpoint written whole or not at all) with the run's training settings. After "
+        "an interruption (Ctrl+C, a kill, a crash), the same command with the same DIR "
+        "resumes from the last complete checkpoint and ends with the weights of an "
+        "uninterrupted run (bit for bit on CPU). If meta-training had ended, it evaluates "
+        "the trained learner without training again (the evaluation and output flags may "
+        "then differ). The training flags must match the run DIR holds, or the command "
+        "stops with an error; delete DIR, or pass another, to start over. Not with "
+        "--max-time (default: no checkpoints)",
+    )
+    bench.add_argument(
         "--output",
         default=None,
         help="where to save the classifier with joblib "
@@ -245,6 +261,7 @@ def main(argv=None):
                 command.error(str(exc))
             command.exit(2, f"{command.prog}: error: {exc}\n")
         except KeyboardInterrupt as exc:
+            # The message says how far the run went, and how to resume it (--checkpoint-dir).
             message = str(exc) if isinstance(exc, Interrupted) else ""
             print(message or "skfewshot: interrupted; nothing was saved.", file=sys.stderr)
             return 130

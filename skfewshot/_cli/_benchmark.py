@@ -15,6 +15,7 @@ from .._files import write_atomically
 from ..callbacks import TimeBudget
 from ..model_selection import evaluate_episodes
 from ..model_selection._evaluate import _embedded_once
+from ._checkpoint import BenchmarkCheckpoint, prepare_checkpoint_dir, training_settings
 from ._console import (
     EpochLog,
     Interrupted,
@@ -99,7 +100,8 @@ def benchmark(args, out=None):
 
     Bad flags raise a ``ValueError`` before any training (``main`` reports
     them as argparse does). Ctrl+C raises a ``KeyboardInterrupt`` whose
-    message says how far the run went, and nothing is saved.
+    message says how far the run went, and nothing is saved but the
+    checkpoints of ``--checkpoint-dir``, from which the same command resumes.
     """
     out = sys.stdout if out is None else out
     run = Run()
@@ -164,6 +166,18 @@ def _benchmark(args, out, run):
             raise UsageError(f"argument {exc}") from None
     learner = learner_class(**fixed, **params)
     check_learner_params(learner_class, learner, given, args.method)
+    checkpoint = None
+    if args.checkpoint_dir is not None:
+        if args.max_time is not None:
+            raise UsageError(
+                "argument --checkpoint-dir: not allowed with --max-time: a time budget "
+                "follows the clock, so a resumed run could not continue it as it was; set "
+                "the training's length with --episodes instead."
+            )
+        settings = training_settings(args, learner, n_epochs)
+        prepare_checkpoint_dir(args.checkpoint_dir, settings)
+        checkpoint = BenchmarkCheckpoint(args.checkpoint_dir)
+        run.checkpoint_dir = args.checkpoint_dir
 
     try:
         X_base, y_base, X_novel, y_novel, _ = load_data(args)
@@ -188,7 +202,9 @@ def _benchmark(args, out, run):
         unit="batches" if pretraining else "episodes",
         quiet=args.quiet,
     )
-    callbacks = [progress]
+    # The checkpoint first: it restores a resumed run when training begins, before the
+    # progress bar counts the epochs done.
+    callbacks = [progress] if checkpoint is None else [checkpoint, progress]
     budget = None
     if args.max_time is not None:  # the budget anneals the learning rate over the time
         schedule = "cosine" if args.lr_schedule == "cosine" else None
@@ -231,6 +247,8 @@ def _benchmark(args, out, run):
     if run.interrupted or not (stopped_early or progress.epochs_ >= n_epochs):
         raise KeyboardInterrupt
     train_episodes = trained_episodes(learner)
+    # The epochs a resumed run restored from --checkpoint-dir (None: it trained them all).
+    resumed = None if checkpoint is None else getattr(checkpoint, "resumed_epochs_", None)
 
     run.phase = "evaluating"
     test_steps = {} if args.test_inner_steps is None else {"inner_steps": args.test_inner_steps}
@@ -297,6 +315,7 @@ def _benchmark(args, out, run):
             else ""
         )
         + f"; meta-training took {train_seconds:.0f} s"
+        + ("" if resumed is None else f" (resumed from epoch {resumed} of {n_epochs})")
         + (
             ""
             if budget is None
@@ -337,6 +356,7 @@ def _benchmark(args, out, run):
         "max_time_minutes": args.max_time,
         "stopped_early": stopped_early,
         "train_seconds": train_seconds,
+        "resumed_from_epoch": resumed,
         "test_seconds": test_seconds,
         "results": rows,
         "args": vars(args),

@@ -9,12 +9,15 @@ import time
 from skorch.callbacks import Callback, PrintLog
 from tqdm import tqdm
 
+from ._checkpoint import latest_checkpoint
+
 #: The progress bar of a time budget: its ETA is the time left.
 TIMED_BAR = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl+C stopped the run; nothing was saved. The message says how far it went."""
+    """Ctrl+C stopped the run; nothing was saved (but the checkpoints of
+    ``--checkpoint-dir``). The message says how far it went."""
 
 
 class Run:
@@ -28,9 +31,10 @@ class Run:
         self.n_epochs = None  # None: as many as a time budget allows
         self.evaluated = 0
         self.test_episodes = 0
+        self.checkpoint_dir = None  # --checkpoint-dir
 
     def interruption(self):
-        """The one line that says what the interruption stopped."""
+        """The one line that says what the interruption stopped, and how to resume."""
         if self.phase == "training":
             epochs = getattr(self.progress, "epochs_", 0)
             total = epochs if self.n_epochs is None else self.n_epochs
@@ -46,7 +50,26 @@ class Run:
             return "skfewshot: interrupted while writing the results."
         else:
             what = "interrupted before meta-training"
-        return f"skfewshot: {what}; nothing was saved."
+        if self.checkpoint_dir is None:
+            return f"skfewshot: {what}; nothing was saved."
+        return f"skfewshot: {what}; {self._resume()}"
+
+    def _resume(self):
+        """How the same command resumes from the checkpoints of --checkpoint-dir."""
+        folder = self.checkpoint_dir
+        epochs = latest_checkpoint(folder)
+        if epochs is None:
+            return (
+                "no epoch was checkpointed yet, so the same command with --checkpoint-dir "
+                f"{folder} starts over."
+            )
+        again = f"run the same command again (with --checkpoint-dir {folder})"
+        if self.phase == "evaluating":
+            return (
+                "the results were not saved, but the checkpoint of meta-training is in "
+                f"{folder}: {again} to evaluate it without training again."
+            )
+        return f"the last checkpoint, of epoch {epochs}, is in {folder}: {again} to resume it."
 
 
 @contextlib.contextmanager
@@ -107,6 +130,8 @@ class TrainingProgress(Callback):
     epochs, or, under a time budget (``seconds``), the seconds of the budget.
     It also counts the epochs that ran to their end (``epochs_``), which
     tells a finished training from one that a KeyboardInterrupt cut short.
+    A training resumed from a checkpoint (restored by a callback that comes
+    before this one) starts with the epochs it restored, done.
     """
 
     def __init__(self, n_epochs=None, episodes=None, seconds=None, unit="episodes", quiet=False):
@@ -117,12 +142,17 @@ class TrainingProgress(Callback):
         self.quiet = quiet
 
     def on_train_begin(self, net, **kwargs):
-        self.epochs_ = 0
+        self.epochs_ = len(net.history)  # 0, unless resumed
         self.episodes_ = 0
         self._start = time.perf_counter()
         if self.seconds is None:
+            done = self.epochs_ * getattr(net, "episodes_per_epoch", 0)
             self.bar_ = progress_bar(
-                self.episodes, "meta-training", quiet=self.quiet, unit=f" {self.unit}"
+                self.episodes,
+                "meta-training",
+                quiet=self.quiet,
+                unit=f" {self.unit}",
+                initial=done if self.episodes is None else min(done, self.episodes),
             )
         else:
             self.bar_ = progress_bar(

@@ -5,6 +5,7 @@
 import hashlib
 import io
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -47,8 +48,37 @@ OMNIGLOT_ARCHIVES = {
     ]
 }
 
-# Bump when the decoding changes, so that stale caches are not used.
-_CACHE_VERSION = 1
+ArchiveContents = namedtuple("ArchiveContents", ["alphabets", "characters", "drawers"])
+
+#: What each official archive holds: ``alphabets`` alphabet folders with
+#: ``characters`` character folders in all, under ``images_<subset>/``, each
+#: holding one drawing by each of the ``drawers`` drawers,
+#: ``<id>_<drawer>.png`` (``characterNN/0108_01.png`` to ``0108_20.png``,
+#: one 4-digit id per character). An archive already in the data folder is
+#: loaded without a checksum (a re-encoded copy is fine), so its members are
+#: checked against this instead: a member renamed, missing or added would
+#: otherwise change the data set silently. A subset without an entry (e.g.
+#: the small synthetic archives of the tests) is only checked for what holds
+#: in any archive: images named ``<id>_<drawer>.png``, one id per character,
+#: no drawer twice.
+OMNIGLOT_CONTENTS = {
+    "background": ArchiveContents(alphabets=30, characters=964, drawers=20),
+    "evaluation": ArchiveContents(alphabets=20, characters=659, drawers=20),
+    "background_small1": ArchiveContents(alphabets=5, characters=136, drawers=20),
+    "background_small2": ArchiveContents(alphabets=5, characters=156, drawers=20),
+}
+
+# The names of the drawings: any archive, and the official ones (case included).
+_DRAWING = re.compile(r"(\d+)_(\d+)\.png", re.IGNORECASE | re.ASCII)
+_OFFICIAL_DRAWING = re.compile(r"\d{4}_\d{2}\.png", re.ASCII)
+_OFFICIAL_CHARACTER = re.compile(r"character\d{2}", re.ASCII)
+
+# Problems named in the error of an incomplete archive (then counted).
+_PROBLEMS_SHOWN = 5
+
+# Bump when the decoding changes, so that stale caches are not used (2: the archives
+# are checked for completeness, so a cache of an incomplete archive is not used).
+_CACHE_VERSION = 2
 
 # Images decoded, then resized together, per batch (bounds the memory used by
 # the full-size images).
@@ -162,7 +192,10 @@ def fetch_omniglot(
         If True, download the archive from the Omniglot repository when it is
         not in `data_home`, and verify its md5 checksum. If False, raise an
         :class:`OSError` instead. An archive already present is used as it
-        is, without checksum, so a local copy may be re-encoded.
+        is, without checksum, so a local copy may be re-encoded; its members
+        are checked instead: every character of an official subset drawn once
+        by each of its 20 drawers, and the official numbers of alphabets and
+        characters (``OMNIGLOT_CONTENTS`` in ``skfewshot.datasets._omniglot``).
 
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch object.
@@ -202,7 +235,9 @@ def fetch_omniglot(
         If the archive is missing and `download_if_missing` is False.
 
     OSError
-        If the archive cannot be downloaded or read.
+        If the archive cannot be downloaded or read, or is incomplete: a
+        member renamed, missing or added (the error names the archive and what
+        is wrong), rather than a smaller data set.
 
     Notes
     -----
@@ -268,7 +303,7 @@ def fetch_omniglot(
         arrays = None
 
     if arrays is None:
-        arrays = _decode_archive(archive_path, image_size)
+        arrays = _decode_archive(archive_path, image_size, subset)
         arrays["key"] = np.asarray(key)
         _write_cache(cache_locations, arrays)
 
@@ -377,8 +412,116 @@ def _list_members(zf, archive_path):
     return members
 
 
-def _decode_archive(archive_path, image_size):
+def _check_contents(zf, members, archive_path, subset):
+    """Check that the archive `zf` of `subset` is whole: raise an OSError if not.
+
+    In any archive, each image is named ``<id>_<drawer>.png`` (numbers), the
+    drawings of a character share one id, and no drawer drew a character
+    twice. An official subset (in `OMNIGLOT_CONTENTS`) is also checked
+    against the official archive: its members are under ``images_<subset>/``
+    and named as the official ones (``characterNN/<4-digit id>_<2-digit
+    drawer>.png``), a character folder holds PNG images only, each
+    character has one drawing by each drawer, and the archive holds the
+    official numbers of alphabets and characters. `members` are the sorted
+    ``(alphabet, character, file name, member)`` of ``_list_members``.
+    """
+    expected = OMNIGLOT_CONTENTS.get(subset)
+    top = os.path.splitext(os.path.basename(archive_path))[0]
+    problems = []
+    if expected is not None:
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if (
+                len(parts) == 4
+                and not info.is_dir()
+                and parts[0] != "__MACOSX"
+                and not parts[-1].startswith(".")
+                and not parts[-1].lower().endswith(".png")
+            ):
+                problems.append(f"{info.filename!r} is not a PNG image")
+    characters = {}  # (alphabet, character) -> [(id, drawer)] of its drawings
+    for alphabet, character, filename, name in members:
+        match = _DRAWING.fullmatch(filename)
+        if match is None:
+            problems.append(f"{name!r} is not named <id>_<drawer>.png")
+            continue
+        if expected is not None:
+            if name.split("/")[0] != top:
+                problems.append(f"{name!r} is not in the folder {top}/")
+            if not _OFFICIAL_CHARACTER.fullmatch(character):
+                problems.append(f"{name!r} is not in a folder named characterNN")
+            if not _OFFICIAL_DRAWING.fullmatch(filename):
+                problems.append(
+                    f"{name!r} is not named as the official drawings "
+                    "(<4-digit id>_<2-digit drawer>.png)"
+                )
+        characters.setdefault((alphabet, character), []).append(
+            (match.group(1), int(match.group(2)))
+        )
+    for (alphabet, character), drawings in characters.items():
+        ids = sorted({id_ for id_, _ in drawings})
+        if len(ids) > 1:
+            problems.append(
+                f"the drawings of {alphabet}/{character} have {len(ids)} character ids "
+                f"({_listed(ids)}), not one"
+            )
+        drawers = sorted(drawer for _, drawer in drawings)
+        twice = sorted({drawer for drawer in drawers if drawers.count(drawer) > 1})
+        details = [f"drawer {_listed(twice)} twice"] if twice else []
+        count = f"{len(drawers)} drawing" + ("" if len(drawers) == 1 else "s")
+        if expected is not None:
+            numbers = range(1, expected.drawers + 1)  # the drawers: 01 to 20
+            missing = [drawer for drawer in numbers if drawer not in drawers]
+            beyond = sorted({drawer for drawer in drawers if drawer not in numbers})
+            if missing:
+                details.append(f"no drawing by drawer {_listed(missing)}")
+            if beyond:
+                details.append(f"drawer {_listed(beyond)} beyond the {expected.drawers} drawers")
+            if len(drawers) != expected.drawers:
+                count += f", not {expected.drawers}"
+        if details:
+            problems.append(f"{alphabet}/{character} has {count} ({'; '.join(details)})")
+    if expected is not None:
+        n_alphabets = len({alphabet for alphabet, _ in characters})
+        if n_alphabets != expected.alphabets:
+            problems.append(f"it holds {n_alphabets} alphabets, not {expected.alphabets}")
+        if len(characters) != expected.characters:
+            problems.append(f"it holds {len(characters)} characters, not {expected.characters}")
+    if not problems:
+        return
+    shown = "; ".join(problems[:_PROBLEMS_SHOWN])
+    if len(problems) > _PROBLEMS_SHOWN:
+        shown += f"; and {len(problems) - _PROBLEMS_SHOWN} more problems"
+    official = (
+        ""
+        if expected is None
+        else f" The official archive holds {expected.alphabets} alphabets and "
+        f"{expected.characters} characters, each drawn once by each of {expected.drawers} "
+        "drawers."
+    )
+    url = OMNIGLOT_ARCHIVES[subset][1] if subset in OMNIGLOT_ARCHIVES else None
+    source = "" if url is None else f" (from {url})"
+    raise OSError(
+        f"The Omniglot archive {archive_path!r} is incomplete or damaged: {shown}.{official} "
+        "Delete it so that it is downloaded again, or replace it with a good copy"
+        f"{source}; with download_if_missing=False (skfewshot benchmark --no-download) "
+        "nothing is downloaded."
+    )
+
+
+def _listed(values, limit=5):
+    """``values`` (drawers, as 2-digit numbers, or ids) as a short comma-separated list."""
+    texts = [f"{value:02d}" if isinstance(value, int) else str(value) for value in values]
+    if len(texts) > limit:
+        texts = [*texts[:limit], f"... ({len(texts)} in all)"]
+    return ", ".join(texts)
+
+
+def _decode_archive(archive_path, image_size, subset=None):
     """Decode and resize all the images of an Omniglot archive.
+
+    The archive is checked first (``_check_contents``): an incomplete one
+    raises an OSError, never a smaller data set.
 
     Returns a dict with the images as uint8 gray levels (not inverted) and
     the label arrays, in the layout of the cache files.
@@ -395,6 +538,7 @@ def _decode_archive(archive_path, image_size):
 
     with zf:
         members = _list_members(zf, archive_path)
+        _check_contents(zf, members, archive_path, subset)
         alphabet_names = sorted({alphabet for alphabet, *_ in members})
         character_keys = sorted({(alphabet, char) for alphabet, char, *_ in members})
         alphabet_index = {name: i for i, name in enumerate(alphabet_names)}

@@ -12,10 +12,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, column_or_1d
+from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNet
 from skorch.callbacks import PassthroughScoring
 
+from .._lazy import DatasetSamples, as_samples
 from .._param_validation import Instance, Integer, Options, Positive, validate_params
 from .._torch_utils import channels_last, non_finite_rows, probe, torch_seed
 from .._validation import (
@@ -25,6 +26,7 @@ from .._validation import (
     check_labels,
     check_sample_shape,
 )
+from ..callbacks import DistributedMetaBatch
 from ..model_selection import EpisodeSampler
 from ..model_selection._episodes import EPISODE_CONSTRAINTS
 from ..nn import Conv4, EpisodeModel
@@ -106,6 +108,15 @@ class EpisodicLearner(NeuralNet):
         optimizer in float32), about twice as fast on CPUs with bfloat16
         units (Intel AMX or AVX-512 BF16) and on GPUs; the trained weights,
         validation, :meth:`score` and the classifiers stay float32.
+    loader_workers : int, default=0
+        :class:`torch.utils.data.DataLoader` worker processes reading the
+        samples of each episode (training, validation and :meth:`score`),
+        for data whose decoding dominates (a lazy
+        :class:`~skfewshot.datasets.ImageFolder`, a torch Dataset); 0 reads
+        them in this process. The episodes' indices are drawn in this
+        process from ``random_state`` and the workers only read their rows,
+        so the episodes and the trained weights are the same whatever the
+        number of workers. See :doc:`/large_data`.
     optimizer : type of torch.optim.Optimizer, default=torch.optim.Adam
         The meta-optimizer.
     lr : float, default=1e-3
@@ -153,6 +164,7 @@ class EpisodicLearner(NeuralNet):
         "max_epochs": Integer(0),
         "augmentation": Instance(Callable, none=True, label="callable"),
         "precision": Options("float32", "bfloat16"),
+        "loader_workers": Integer(0),
         "lr": Positive(),
         "device": Device(none=True),
     }
@@ -176,6 +188,7 @@ class EpisodicLearner(NeuralNet):
         random_state=None,
         augmentation=None,
         precision="float32",
+        loader_workers=0,
         optimizer=torch.optim.Adam,
         lr=1e-3,
         max_epochs=30,
@@ -201,6 +214,7 @@ class EpisodicLearner(NeuralNet):
         self.random_state = random_state
         self.augmentation = augmentation
         self.precision = precision
+        self.loader_workers = loader_workers
 
     @property
     def _default_callbacks(self):
@@ -327,23 +341,34 @@ class EpisodicLearner(NeuralNet):
     # -- data -------------------------------------------------------------
 
     def _validate_base_data(self, X, y, *, reset=False):
-        """Check a base (or scored) data set: arrays, finite samples, labels that name classes.
+        """Check a base (or scored) data set: samples, labels that name classes.
 
-        The per-sample shape is remembered at ``fit`` (``reset=True``, or the
-        first time) and enforced afterwards (``partial_fit``, validation,
-        :meth:`score`), with scikit-learn's message for feature vectors.
+        ``X`` becomes samples read on demand (:func:`skfewshot._lazy.as_samples`):
+        a NumPy array in memory is checked whole by scikit-learn's
+        ``check_array``, without a float32 copy (its rows are converted per
+        episode); a memory-map, an image folder or a torch Dataset is
+        checked on a sample here and on each episode's rows as they are
+        read. The per-sample shape is
+        remembered at ``fit`` (``reset=True``, or the first time) and enforced
+        afterwards (``partial_fit``, validation, :meth:`score`), with
+        scikit-learn's message for feature vectors.
         """
         owner = type(self).__name__
-        X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
+        X = as_samples(X)
         if y is None:
-            raise ValueError(f"{owner} needs the class labels y of the base data set.")
+            hint = (
+                " (a torch Dataset's labels are given as y, e.g. y=dataset.targets)"
+                if isinstance(X, DatasetSamples)
+                else ""
+            )
+            raise ValueError(f"{owner} needs the class labels y of the base data set{hint}.")
         y = column_or_1d(y, warn=True)
         if len(y) != len(X):
             raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y)}.")
         check_labels(y, owner=owner)
         # The name ends with "_": skorch takes the other attributes for parameters.
         if reset or not hasattr(self, "_sample_shape_"):
-            self._sample_shape_ = X.shape[1:]
+            self._sample_shape_ = X.sample_shape
         else:
             check_sample_shape(X, self._sample_shape_, owner=owner)
         return X, y
@@ -351,7 +376,7 @@ class EpisodicLearner(NeuralNet):
     def _check_input(self, X):
         """Check, on one sample, that the module takes the samples ``X`` (at fit)."""
         encoder = self.module_.encoder
-        sample = torch.from_numpy(np.asarray(X[:1], dtype=np.float32))
+        sample = X._tensor_rows(np.arange(1))
         sample = sample.to(next(encoder.parameters(), sample).device)
         if self.augmentation is not None:  # fails early on samples it cannot distort
             sample = self.augmentation(sample, np.random.RandomState(0))
@@ -368,22 +393,29 @@ class EpisodicLearner(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         """An :class:`EpisodeLoader` over ``dataset``: training episodes are drawn
-        afresh each epoch, validation episodes are the same at every epoch."""
+        afresh each epoch, validation episodes are the same at every epoch.
+
+        Each episode reads only its own samples, in this process or in
+        ``loader_workers`` DataLoader workers."""
         if training:
-            X = torch.from_numpy(np.asarray(dataset.X, dtype=np.float32))
             sampler = self._sampler(dataset.y, what="training set")
             return EpisodeLoader(
-                X,
+                as_samples(dataset.X),
                 sampler,
                 self.episodes_per_epoch,
                 self._train_rng_,
                 meta_batch_size=self.meta_batch_size,
                 transform=self.augmentation,
+                num_workers=self.loader_workers,
             )
         X_valid, y_valid = self._validate_base_data(dataset.X, dataset.y)
         sampler = self._sampler(y_valid, what="validation set")
         return EpisodeLoader(
-            torch.from_numpy(X_valid), sampler, self.valid_episodes, self._valid_seed_
+            X_valid,
+            sampler,
+            self.valid_episodes,
+            self._valid_seed_,
+            num_workers=self.loader_workers,
         )
 
     # -- training ---------------------------------------------------------
@@ -393,11 +425,18 @@ class EpisodicLearner(NeuralNet):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, ...)
-            Base samples, in the shape the encoder takes.
+        X : array-like, memory-map, ImageFolder or torch Dataset of shape (n_samples, ...)
+            Base samples, in the shape the encoder takes. A NumPy array
+            (a memory-map too) of any dtype is read and converted to float32
+            per episode, uint8 scaled by 1/255 (a float32 array is read as it
+            is); an :class:`~skfewshot.datasets.ImageFolder` or a map-style
+            :class:`torch.utils.data.Dataset` is read per episode too: only
+            the samples of the episodes are ever read (see
+            :doc:`/large_data`). Other array-likes are converted whole.
         y : array-like of shape (n_samples,)
             Base class labels; episodes are drawn among these classes. NaN,
-            None and infinite labels are refused.
+            None and infinite labels are refused. For a torch Dataset, its
+            labels (its items' labels are not read).
         **fit_params : dict
             Passed to the module's ``forward``.
 
@@ -413,6 +452,10 @@ class EpisodicLearner(NeuralNet):
             non-finite training loss (checked before each meta-update) or
             non-finite weights (after it) stop the training with an error
             that names the learning rate.
+        SampleReadError
+            When a sample of an episode cannot be read (e.g. a corrupt image
+            file), naming it; unless the samples were opened with
+            ``on_error="skip"``, which skips that episode with a warning.
 
         Notes
         -----
@@ -470,7 +513,13 @@ class EpisodicLearner(NeuralNet):
         episodes, targets = batch
         losses, y_preds = [], []
         mixed = training and self.precision == "bfloat16"
-        for episode, y_true in zip(episodes, targets):
+        # Split across processes (DistributedMetaBatch): this process's share of the episodes,
+        # each divided by the size of the whole meta-batch all the same.
+        distributed = self._distributed_meta_batch() if training else None
+        pairs = (
+            zip(episodes, targets) if distributed is None else distributed._share(episodes, targets)
+        )
+        for episode, y_true in pairs:
             with torch.autocast(torch.device(self.device or "cpu").type, torch.bfloat16, mixed):
                 y_pred = self.infer(episode, **fit_params)
                 loss = self.get_loss(y_pred, y_true, X=episode, training=training)
@@ -481,13 +530,28 @@ class EpisodicLearner(NeuralNet):
             y_preds.append(
                 tuple(_float(p) for p in y_pred) if isinstance(y_pred, tuple) else _float(y_pred)
             )
+        if distributed is not None:  # every process's episodes, in the meta-batch's order
+            losses, y_preds = distributed._gather(losses, y_preds, self.device)
         return {"loss": torch.stack(losses).mean(), "y_pred": y_preds}
+
+    def _distributed_meta_batch(self):
+        """The :class:`~skfewshot.callbacks.DistributedMetaBatch` callback splitting the
+        training meta-batches across processes; None when there is none, or no process
+        group (training in this process alone)."""
+        for _, callback in getattr(self, "callbacks_", ()):
+            if isinstance(callback, DistributedMetaBatch) and getattr(callback, "active_", False):
+                return callback
+        return None
 
     def train_step_single(self, batch, **fit_params):
         """Forward and backward passes over one meta-batch of episodes.
 
         A non-finite loss stops the training here, before the meta-update
-        that its gradients would spoil.
+        that its gradients would spoil. With a
+        :class:`~skfewshot.callbacks.DistributedMetaBatch` callback, the
+        episodes are shared among the processes and the gradients summed
+        over them here (the loss checked is the whole meta-batch's, on
+        every process).
         """
         self._set_training(True)
         step = self._run_episodes(batch, training=True, **fit_params)
@@ -496,6 +560,9 @@ class EpisodicLearner(NeuralNet):
                 f"{type(self).__name__}: the training loss is {float(step['loss'])} at "
                 f"{self._training_position()}: training diverged. {self._divergence_hint()}"
             )
+        distributed = self._distributed_meta_batch()
+        if distributed is not None:
+            distributed._synchronize(self)
         return step
 
     def train_step(self, batch, **fit_params):
@@ -586,8 +653,9 @@ class EpisodicLearner(NeuralNet):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, ...)
-            Samples of classes to evaluate on, normally never seen in training.
+        X : array-like, memory-map, ImageFolder or torch Dataset of shape (n_samples, ...)
+            Samples of classes to evaluate on, normally never seen in training;
+            read per episode as :meth:`fit` reads them.
         y : array-like of shape (n_samples,)
             Their labels.
         n_way, n_shot, n_query : int, default=None
@@ -619,21 +687,28 @@ class EpisodicLearner(NeuralNet):
         self._set_training(False)
         accuracies = []
         # Classes in the order of a classifier's classes_: the classifier's scores.
-        loader = EpisodeLoader(torch.from_numpy(X), sampler, n_episodes, rng, sort_classes=True)
+        loader = EpisodeLoader(
+            X, sampler, n_episodes, rng, sort_classes=True, num_workers=self.loader_workers
+        )
         for batch in loader:
             with torch.no_grad():
                 y_pred = self._run_episodes(batch, training=False)["y_pred"]
-            for p in y_pred:
+            for episode, p in zip(batch[0], y_pred):
                 n_bad = int(non_finite_rows(self._scores(p)).sum())
                 if n_bad:
+                    largest = max(float(t.abs().max()) for t in (episode.support, episode.query))
                     raise ValueError(
                         f"{owner}: the class scores of {n_bad} queries of a scored episode "
                         "are not finite (NaN or infinite), so its accuracy is meaningless. "
-                        f"The largest absolute value in X is {float(np.abs(X).max()):.3g}: "
+                        f"The largest absolute value in its samples is {largest:.3g}: "
                         "scale X as the training data were, and check that the training "
                         "did not diverge."
                     )
             accuracies += [self.episode_accuracy(p, t) for p, t in zip(y_pred, batch[1])]
+        if not accuracies:
+            raise ValueError(
+                f"{owner}: every scored episode was skipped (each held an unreadable sample)."
+            )
         return float(np.mean(accuracies))
 
     def _not_a_classifier(self, *args, **kwargs):

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._lazy import as_samples
 from .._param_validation import Integer
 from .._torch_utils import probe
 from .._validation import Component
@@ -168,15 +169,15 @@ class PretrainingLearner(PrototypicalLearner):
         """Mini-batches of the base classes in training; episodes in validation."""
         if not training:
             return super().get_iterator(dataset, training=False)
-        X = torch.from_numpy(np.asarray(dataset.X, dtype=np.float32))
         return BatchLoader(
-            X,
+            as_samples(dataset.X),  # read batch by batch, as episodes are
             np.searchsorted(self.classes_, dataset.y),
             self.batch_size,
             self.episodes_per_epoch,
             self._train_rng_,
             meta_batch_size=self.meta_batch_size,
             transform=self.augmentation,
+            num_workers=self.loader_workers,
         )
 
     @property

@@ -3,7 +3,9 @@
 import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import cross_validate
+from torch.utils.data import Dataset
 
+from .._lazy import DatasetSamples
 from ..metrics import mean_confidence_interval
 from ._split import EpisodicSplit
 
@@ -61,8 +63,11 @@ def evaluate_episodes(
     ----------
     estimator : classifier
         A few-shot classifier (any scikit-learn classifier works).
-    X : array-like of shape (n_samples, ...)
-        Samples, in the shape the estimator takes.
+    X : array-like, memory-map, ImageFolder or torch Dataset of shape (n_samples, ...)
+        Samples, in the shape the estimator takes. Lazy samples are never
+        read whole: embedded once in batches (``embed_once``), or read
+        episode by episode (a torch Dataset is wrapped in
+        :class:`~skfewshot.datasets.DatasetSamples` for that).
     y : array-like of shape (n_samples,)
         Their labels.
     n_way, n_shot, n_query : int, default=5, 1, 15
@@ -106,6 +111,8 @@ def evaluate_episodes(
     0.904 ± 0.012
     """
     cv = EpisodicSplit(n_way, n_shot, n_query, n_episodes, random_state=random_state)
+    if isinstance(X, Dataset):  # indexable by scikit-learn's tools, episode by episode
+        X = DatasetSamples(X)
     if embed_once:
         estimator, X = _embedded_once(estimator, X)
     scores = cross_validate(

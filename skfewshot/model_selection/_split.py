@@ -65,7 +65,10 @@ class EpisodicSplit(BaseCrossValidator):
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
-            Data; only its length is used.
+            Data; only its length is used, so a memory-map, lazy samples
+            (:class:`~skfewshot.datasets.ImageFolder`) or a torch Dataset is
+            never read here (scikit-learn's ``cross_val_score`` then reads
+            each episode's samples, ``X[indices]``).
         y : array-like of shape (n_samples,)
             Class labels; NaN, None and infinite labels are refused.
         groups : object

@@ -30,13 +30,15 @@ import math
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value
+from torch.func import functional_call
 from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 from .._param_validation import Boolean, Integer, Options, Positive, validate_params
 from ._episode import n_classes
 
 HEAD_INITS = ("zero", "prototypes")
+_HEAD = ("head.weight", "head.bias")
 ADAPTS = ("all", "head")
 
 #: The constraints of the adaptation options, shared by the module, the learners and the
@@ -58,7 +60,7 @@ ADAPTATION_CONSTRAINTS = {
 def batch_statistics_from(module, n=None, *, statistics=None):
     """Normalise every batch-norm layer's input with the statistics of its first ``n`` rows.
 
-    Inside the block, each :class:`torch.nn.modules.batchnorm._BatchNorm` of
+    Inside the block, each :class:`torch.nn.modules.batch_norm._BatchNorm` of
     ``module`` normalises its whole input with the mean and (biased)
     variance of the first ``n`` samples, computed in the autograd graph
     like training-mode batch norm, and never reads or updates the running
@@ -66,8 +68,12 @@ def batch_statistics_from(module, n=None, *, statistics=None):
     the support set's statistics (MetaBN in Bronskill et al. 2020,
     "TaskNorm"): each query's output depends on the support set and on
     itself only. The layers are put in evaluation mode for the block, so
-    their own computation has no side effects; the output is replaced by a
-    forward hook.
+    they have no side effects, and their calls to
+    :func:`torch.nn.functional.batch_norm` are computed by a
+    :class:`~torch.overrides.TorchFunctionMode` instead: nothing is computed
+    twice. The normalisation ``(x - mean) * (weight / sqrt(var + eps)) +
+    bias`` reuses ``x - mean`` for the variance (two passes, more accurate
+    than ``E[x^2] - mean^2`` and faster than Welford's update on CPUs).
 
     Parameters
     ----------
@@ -77,11 +83,12 @@ def batch_statistics_from(module, n=None, *, statistics=None):
         The statistics come from the first ``n`` rows of each layer's input
         (None: all rows). Ignored for layers found in ``statistics``.
     statistics : dict or None, default=None
-        Per-layer ``(mean, var)``, keyed by the layer's position among the
-        batch-norm layers. A layer found there uses them instead of its
-        input's (e.g. the support set's, recorded earlier, to normalise
-        queries alone); a layer not found there computes its statistics and
-        stores them in it. None: compute and keep nothing.
+        Per-layer ``(mean, var)``, keyed by the order of the batch-norm
+        calls in a forward pass (0, 1, ...). A layer found there uses them
+        instead of its input's (e.g. the support set's, recorded earlier, to
+        normalise queries alone); a layer not found there computes its
+        statistics and stores them in it. None: compute and keep nothing.
+        Use one dictionary per forward pass.
 
     Yields
     ------
@@ -91,37 +98,56 @@ def batch_statistics_from(module, n=None, *, statistics=None):
     layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     modes = [layer.training for layer in layers]
     statistics = {} if statistics is None else statistics
-    handles = []
-
-    def normalise(index, layer, x):
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        if index not in statistics:
-            dims = [0, *range(2, x.dim())]
-            rows = x if n is None else x[:n]
-            statistics[index] = (
-                rows.mean(dims, keepdim=True),
-                rows.var(dims, unbiased=False, keepdim=True),
-            )
-        mean, var = statistics[index]
-        out = (x - mean) * torch.rsqrt(var + layer.eps)
-        if layer.weight is not None:
-            out = out * layer.weight.reshape(shape) + layer.bias.reshape(shape)
-        return out
-
     try:
-        for index, layer in enumerate(layers):
+        for layer in layers:
             layer.eval()
-            handles.append(
-                layer.register_forward_hook(
-                    lambda layer, args, output, index=index: normalise(index, layer, args[0])
-                )
-            )
-        yield statistics
+        if layers:
+            with _RowStatisticsBatchNorm(n, statistics):
+                yield statistics
+        else:
+            yield statistics
     finally:
-        for handle in handles:
-            handle.remove()
         for layer, mode in zip(layers, modes):
             layer.train(mode)
+
+
+def _batch_norm_arguments(
+    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
+):
+    return input, weight, bias, eps
+
+
+class _RowStatisticsBatchNorm(TorchFunctionMode):
+    """Computes each :func:`torch.nn.functional.batch_norm` call from the first rows' statistics."""
+
+    def __init__(self, n, statistics):
+        super().__init__()
+        self.n = n
+        self.statistics = statistics
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not F.batch_norm:
+            return func(*args, **kwargs)
+        x, weight, bias, eps = _batch_norm_arguments(*args, **kwargs)
+        index, self.calls = self.calls, self.calls + 1
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        if index in self.statistics:
+            mean, var = self.statistics[index]
+            centred = x - mean
+        else:
+            dims = [0, *range(2, x.dim())]
+            mean = (x if self.n is None else x[: self.n]).mean(dims, keepdim=True)
+            centred = x - mean
+            rows = centred if self.n is None else centred[: self.n]
+            var = (rows * rows).mean(dims, keepdim=True)
+            self.statistics[index] = (mean, var)
+        scale = torch.rsqrt(var + eps)
+        if weight is not None:
+            scale = scale * weight.reshape(shape)
+        out = centred * scale
+        return out if bias is None else out + bias.reshape(shape)
 
 
 # -- update rules -----------------------------------------------------------------------------
@@ -129,6 +155,26 @@ def batch_statistics_from(module, n=None, *, statistics=None):
 
 def _key(name):
     return name.replace(".", "__")
+
+
+def _variable(tensor, create_graph):
+    """A fresh node holding ``tensor``: a view in its graph, or a detached leaf."""
+    if create_graph and tensor.requires_grad:
+        return tensor.view_as(tensor)
+    return tensor.detach().requires_grad_()
+
+
+def _strided_like(value, like):
+    """``value`` laid out in memory like ``like``: a copy only where the strides differ.
+
+    A weight's gradient may come in another layout than the weight (e.g. a
+    channels-last convolution with one input channel, whose gradient is
+    contiguous); the adapted weight keeps the layout of the meta-parameter,
+    which the convolutions of later passes follow.
+    """
+    if value.shape != like.shape or value.stride() == like.stride():
+        return value
+    return torch.empty_like(like).copy_(value)
 
 
 class GradientStep(nn.Module):
@@ -169,6 +215,10 @@ class GradientStep(nn.Module):
                     for name, shape in shapes.items()
                 }
             )
+
+    #: A zero gradient leaves a tensor unchanged: :class:`GradientAdaptation` skips computing
+    #: gradients it knows to be zero.
+    zero_gradient_is_identity = True
 
     def init_state(self, params):
         """No state: the step depends on the current gradient only."""
@@ -334,7 +384,7 @@ class GradientAdaptation(nn.Module):
     For an episode with ``n`` classes a head ``(n, d)`` is put on the
     encoder's ``d``-dimensional embeddings, initialised at zero or from the
     class prototypes. Then ``inner_steps`` times: the cross-entropy of the support
-    set is differentiated (:func:`torch.func.grad_and_value` over
+    set is differentiated (:func:`torch.autograd.grad` over
     :func:`torch.func.functional_call`) with respect to the adapted tensors,
     and the rule updates them. The query logits come from the adapted
     tensors. The module's own parameters (the encoder's initial weights
@@ -438,31 +488,77 @@ class GradientAdaptation(nn.Module):
             return {"head.weight": 2 * means, "head.bias": -(means * means).sum(1)}
         return {"head.weight": z.new_zeros(n, z.shape[1]), "head.bias": z.new_zeros(n)}
 
-    def _start(self, support, support_labels):
-        """The tensors to adapt, at their initial values, and the support loss as their function."""
+    def _start(self, support, support_labels, inner_steps, statistics=None):
+        """The tensors to adapt at their initial values, and the support embeddings under them.
+
+        The embeddings (None when no step needs them) are computed once, in
+        the autograd graph: the prototype head starts from them and the
+        first step's support loss reuses them.
+        """
         n = n_classes(support_labels)
         if self.adapt == "head":
-            z = self._embed({}, support)
-            params = self._init_head(z, support_labels, n)
-
-            def support_loss(params):
-                return F.cross_entropy(self._logits(params, z), support_labels)
-        else:
-            params = {f"encoder.{name}": p for name, p in self.encoder.named_parameters()}
-            if self.head_init == "prototypes":
-                z = self._embed(params, support)
-            else:  # a zero head needs only the embedding's width: one sample, no graph
-                with torch.no_grad():
-                    z = self._embed(params, support[:1])
+            z = self._embed({}, support, statistics=statistics)
+            return self._init_head(z, support_labels, n), z
+        params = {f"encoder.{name}": p for name, p in self.encoder.named_parameters()}
+        if inner_steps == 0 and self.head_init == "zero":
+            with torch.no_grad():  # a zero head needs only the embedding's width
+                z = self._embed(params, support[:1])
             params.update(self._init_head(z, support_labels, n))
+            return params, None
+        if not any(p.requires_grad for p in params.values()):
+            # No meta-gradient (e.g. a classifier's fit): leaves to differentiate with respect to.
+            params = {k: p.detach().requires_grad_() for k, p in params.items()}
+        z = self._embed(params, support)
+        params.update(self._init_head(z, support_labels, n))
+        return params, z
 
-            def support_loss(params):
-                z = self._embed(params, support)
-                return F.cross_entropy(self._logits(params, z), support_labels)
+    def _support_gradients(self, params, z, support, labels, *, create_graph, encoder=True):
+        """The support cross-entropy and its gradients with respect to the adapted tensors.
 
-        return params, support_loss
+        ``z``: the support embeddings under ``params`` (computed in the
+        graph), or None to compute them. With ``create_graph`` the gradients
+        are functions of ``params`` (second order); otherwise constants.
+        ``encoder=False`` returns the head's gradients only (the encoder's
+        are known to be zero).
+        """
+        # The loss reads fresh nodes (aliases, or leaves where no meta-gradient flows: first
+        # order, a zero head), so that its gradients are partial derivatives: other adapted
+        # tensors may depend on the same ones (a head computed from the encoder's output).
+        head = {k: _variable(params[k], create_graph) for k in _HEAD}
+        if z is None:  # a later step of the whole network: embed under the current tensors
+            tensors = {k: _variable(v, create_graph) for k, v in params.items() if k not in _HEAD}
+            z = self._embed(tensors, support)
+            loss = F.cross_entropy(self._logits(head, z), labels)
+            names = [*tensors, *head]  # the order of ``params``, which learned rules flatten
+            grads = torch.autograd.grad(
+                loss, [*tensors.values(), *head.values()], create_graph=create_graph
+            )
+            return dict(zip(names, grads)), loss
+        # The embeddings are given (the first step, or the head alone): the loss reads an alias of
+        # them, so that its gradient with respect to them excludes the path through the head's
+        # initialisation (the head is a variable of the support loss, as with torch.func.grad).
+        embedded = z.view_as(z) if (create_graph or not encoder) else z.detach().requires_grad_()
+        tensors = {k: v for k, v in params.items() if k not in _HEAD} if encoder else {}
+        loss = F.cross_entropy(self._logits(head, embedded), labels)
+        wrt = [*head.values()] + ([embedded] if tensors else [])
+        grads = torch.autograd.grad(loss, wrt, create_graph=create_graph)
+        out = dict(zip(head, grads))
+        if tensors:
+            out.update(
+                zip(
+                    tensors,
+                    torch.autograd.grad(
+                        z,
+                        list(tensors.values()),
+                        grad_outputs=grads[-1],
+                        create_graph=create_graph,
+                        retain_graph=True,  # the meta-gradient goes through z again
+                    ),
+                )
+            )
+        return {k: out[k] for k in params if k in out}, loss
 
-    def adapt_to(self, support, support_labels, *, inner_steps=None, scale=1.0):
+    def adapt_to(self, support, support_labels, *, inner_steps=None, scale=1.0, statistics=None):
         """Adapt to a support set; returns the dict of adapted tensors.
 
         Parameters
@@ -475,24 +571,53 @@ class GradientAdaptation(nn.Module):
             Number of updates; None uses ``self.inner_steps``.
         scale : float, default=1.0
             Multiplies the rule's step sizes (its learning rates).
+        statistics : dict or None, default=None
+            With ``adapt="head"`` (the encoder is not adapted), a dictionary
+            that receives the support set's batch-norm statistics, as
+            :meth:`support_statistics` gives them, from the one pass that
+            embeds the support set. Ignored otherwise.
 
         Returns
         -------
         params : dict of str to torch.Tensor
             ``"head.weight"``, ``"head.bias"`` and, with ``adapt="all"``,
-            ``"encoder.<name>"`` for every encoder parameter; with
-            ``adapt="head"`` also ``"support_embeddings"``.
+            ``"encoder.<name>"`` for every encoder parameter.
+
+        Notes
+        -----
+        The gradients come from :func:`torch.autograd.grad` over
+        :func:`torch.func.functional_call` (with ``create_graph`` for the
+        second order). The support set is embedded once per step: the
+        first step reuses the embeddings the head starts from. From a zero
+        head the first step's gradient with respect to the encoder is
+        exactly zero (``dL/dz = (p - y) W = 0``); rules for which a zero
+        gradient changes nothing (:class:`GradientStep`) skip computing it.
         """
         inner_steps = self.inner_steps if inner_steps is None else inner_steps
-        params, support_loss = self._start(support, support_labels)
-        first_order = self.first_order or self.always_first_order
-        state = self.rule.init_state(params)
-        for _ in range(inner_steps):
-            at = {k: v.detach() for k, v in params.items()} if first_order else params
-            grads, loss = grad_and_value(support_loss)(at)
-            if first_order:
-                grads = {k: g.detach() for k, g in grads.items()}
-            params, state = self.rule(params, grads, loss, state, scale=scale)
+        create_graph = not (self.first_order or self.always_first_order)
+        with torch.enable_grad():
+            params, z = self._start(
+                support, support_labels, inner_steps, statistics if self.adapt == "head" else None
+            )
+            state = self.rule.init_state(params)
+            for step in range(inner_steps):
+                head_only = (
+                    step == 0
+                    and self.adapt == "all"
+                    and self.head_init == "zero"
+                    and getattr(self.rule, "zero_gradient_is_identity", False)
+                )
+                grads, loss = self._support_gradients(
+                    params,
+                    z if (step == 0 or self.adapt == "head") else None,
+                    support,
+                    support_labels,
+                    create_graph=create_graph,
+                    encoder=self.adapt == "all" and not head_only,
+                )
+                adapted = {k: params[k] for k in grads}
+                updated, state = self.rule(adapted, grads, loss, state, scale=scale)
+                params = {**params, **{k: _strided_like(v, params[k]) for k, v in updated.items()}}
         return params
 
     def support_statistics(self, params, support):
@@ -565,13 +690,21 @@ class GradientAdaptation(nn.Module):
                 f"got inner_steps={inner_steps}."
             )
         with torch.no_grad():
-            params, support_loss = self._start(support, support_labels)
-            params = {k: v.detach() for k, v in params.items()}
+            params, z = self._start(support, support_labels, inner_steps)
+        params = {k: v.detach() for k, v in params.items()}
+        z = z.detach() if self.adapt == "head" else None  # the whole network: embed at each step
         state = self.rule.init_state(params)
         losses = []
         for _ in range(inner_steps):
-            grads, loss = grad_and_value(support_loss)(params)
-            grads = {k: g.detach() for k, g in grads.items()}
+            with torch.enable_grad():
+                grads, loss = self._support_gradients(
+                    params,
+                    z,
+                    support,
+                    support_labels,
+                    create_graph=False,
+                    encoder=self.adapt == "all",
+                )
             steps = {k: -lr * g for k, g in grads.items()}
             updated, state = self.rule(params, grads, loss.detach(), state)
             error = sum(((updated[k] - p) - steps[k]).pow(2).sum() for k, p in params.items())
@@ -592,6 +725,11 @@ class GradientAdaptation(nn.Module):
             loss, params = self.imitation_loss(support, support_labels, imitation_inner_lr)
             with torch.no_grad():
                 return self.query_logits(params, support, query), loss
+        if self.adapt == "head" and not self.transductive:
+            # The encoder is not adapted: the support set's pass gives the queries' statistics.
+            statistics = {}
+            params = self.adapt_to(support, support_labels, statistics=statistics)
+            return self.query_logits(params, support, query, statistics=statistics)
         params = self.adapt_to(support, support_labels)
         return self.query_logits(params, support, query)
 

@@ -4,14 +4,18 @@ from torch import nn
 
 
 def conv_block(in_channels, out_channels, pool=True):
-    """conv3x3 -> BatchNorm -> ReLU -> 2x2 max-pool (if ``pool``), the unit of Conv4."""
+    """conv3x3 -> BatchNorm -> ReLU -> 2x2 max-pool (if ``pool``), the unit of Conv4.
+
+    The pooling is applied before the ReLU: the two commute exactly (the
+    ReLU is monotonic), and the ReLU then runs on a quarter of the values.
+    """
     layers = [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
     ]
     if pool:
         layers.append(nn.MaxPool2d(2))
+    layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 

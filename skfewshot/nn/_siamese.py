@@ -83,7 +83,7 @@ class SiameseKernel(nn.Module):
         self.linear = nn.Linear(self.embedding_dim, 1)
 
     def pair_logits(self, support, query):
-        """Logits ``w . |f(q) - f(s)| + b`` of every (query, support sample) pair.
+        """Logits ``w @ |f(q) - f(s)| + b`` of every (query, support sample) pair.
 
         Parameters
         ----------
