@@ -1,5 +1,7 @@
 """Few-shot classifiers whose fit adapts a copy of a network to the support set."""
 
+import inspect
+
 from ._base import GradientClassifier
 from ._param_validation import Positive
 from ._torch_utils import frozen_copy, torch_seed
@@ -23,10 +25,11 @@ _ATTRIBUTES = """Attributes
 _PARAMETERS = """
     inner_steps : int, default={inner_steps}
         Gradient steps on the support set at ``fit``.
-    head_init : {{"zero", "prototypes"}}, default="zero"
+    head_init : {{"zero", "prototypes"}}, default="{head_init}"
         The head's initial weights: zero, or ``W_k = 2 c_k``, ``b_k = -|c_k|^2``
         from the class means ``c_k`` of the support embeddings, so that before
-        any step the classifier is a prototypical network.
+        any step the classifier is a prototypical network (Proto-MAML,
+        Triantafillou et al. 2020).
     transductive : bool, default=False
         False normalises the queries with the support set's batch-norm
         statistics: each query's prediction depends on the support set and on
@@ -299,6 +302,8 @@ for _cls, _inner_steps in (
     (MetaSGDClassifier, 1),
     (LearnedOptimizerClassifier, 5),
 ):
+    _head_init = inspect.signature(_cls).parameters["head_init"].default
     _cls.__doc__ = _cls.__doc__.replace(
-        "    {parameters}\n", _PARAMETERS.format(inner_steps=_inner_steps).lstrip("\n")
+        "    {parameters}\n",
+        _PARAMETERS.format(inner_steps=_inner_steps, head_init=_head_init).lstrip("\n"),
     ).replace("{attributes}", _ATTRIBUTES)

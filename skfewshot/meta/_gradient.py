@@ -45,9 +45,12 @@ class MAMLLearner(GradientLearner):
         First-order MAML: treat the inner gradients as constants (no second
         derivatives; faster, less memory).
     head_init : {"zero", "prototypes"}, default="zero"
-        The per-episode head's initial weights: zero, or from the support
-        set's class means (Proto-MAML). The head is never meta-learned, so
-        any number of ways works at test time.
+        The per-episode head's initial weights: zero (then the first step
+        adapts the head only, as ANIL, at ANIL's cost), or from the support
+        set's class means (Proto-MAML, Triantafillou et al. 2020: the encoder
+        adapts from the first step). The head is never meta-learned, so any
+        number of ways works at test time; with ``"prototypes"`` tune the
+        test-time steps per setting (see the user guide).
     transductive : bool, default=False
         False normalises the queries with the support set's batch-norm
         statistics (each query is scored independently of the others);

@@ -508,7 +508,7 @@ class GradientAdaptation(nn.Module):
         if not any(p.requires_grad for p in params.values()):
             # No meta-gradient (e.g. a classifier's fit): leaves to differentiate with respect to.
             params = {k: p.detach().requires_grad_() for k, p in params.items()}
-        z = self._embed(params, support)
+        z = self._embed(params, support, statistics=statistics)
         params.update(self._init_head(z, support_labels, n))
         return params, z
 
@@ -572,10 +572,12 @@ class GradientAdaptation(nn.Module):
         scale : float, default=1.0
             Multiplies the rule's step sizes (its learning rates).
         statistics : dict or None, default=None
-            With ``adapt="head"`` (the encoder is not adapted), a dictionary
-            that receives the support set's batch-norm statistics, as
-            :meth:`support_statistics` gives them, from the one pass that
-            embeds the support set. Ignored otherwise.
+            A dictionary that receives the support set's batch-norm
+            statistics under the initial encoder weights, as
+            :meth:`support_statistics` gives them, from the pass that embeds
+            the support set first. They normalise the queries wherever the
+            encoder ends unadapted (``adapt="head"``, or one step from a zero
+            head).
 
         Returns
         -------
@@ -596,9 +598,7 @@ class GradientAdaptation(nn.Module):
         inner_steps = self.inner_steps if inner_steps is None else inner_steps
         create_graph = not (self.first_order or self.always_first_order)
         with torch.enable_grad():
-            params, z = self._start(
-                support, support_labels, inner_steps, statistics if self.adapt == "head" else None
-            )
+            params, z = self._start(support, support_labels, inner_steps, statistics)
             state = self.rule.init_state(params)
             for step in range(inner_steps):
                 head_only = (
@@ -725,12 +725,15 @@ class GradientAdaptation(nn.Module):
             loss, params = self.imitation_loss(support, support_labels, imitation_inner_lr)
             with torch.no_grad():
                 return self.query_logits(params, support, query), loss
-        if self.adapt == "head" and not self.transductive:
-            # The encoder is not adapted: the support set's pass gives the queries' statistics.
-            statistics = {}
-            params = self.adapt_to(support, support_labels, statistics=statistics)
+        statistics = None if self.transductive else {}
+        params = self.adapt_to(support, support_labels, statistics=statistics)
+        unadapted = all(
+            params.get(f"encoder.{name}", p) is p for name, p in self.encoder.named_parameters()
+        )
+        if statistics and unadapted:
+            # The encoder ends as it started: the support set's first pass gave the statistics
+            # that normalise the queries (ANIL, or one step from a zero head).
             return self.query_logits(params, support, query, statistics=statistics)
-        params = self.adapt_to(support, support_labels)
         return self.query_logits(params, support, query)
 
 
