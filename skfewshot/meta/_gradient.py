@@ -182,10 +182,12 @@ class ReptileLearner(GradientLearner):
         Learning rate of the inner steps.
     inner_steps : int, default=5
         Inner steps per training episode.
-    inner_queries : bool, default=False
+    inner_queries : bool, default=True
         In training, the inner loop fits the episode's support and query
         samples together, as the reference does; False fits the support
-        set only.
+        set only. On validation classes (3,000 episodes, see the
+        benchmarks) True reaches 93.9 / 85.1 at 5- / 20-way 1-shot against
+        72.9 / 52.3, for about 4 times the training time per episode.
     meta_batch_size : int, default=5
         Episodes averaged per meta-update.
     lr : float, default=1.0
@@ -212,7 +214,7 @@ class ReptileLearner(GradientLearner):
         *,
         inner_lr=0.1,
         inner_steps=5,
-        inner_queries=False,
+        inner_queries=True,
         meta_batch_size=5,
         lr=1.0,
         optimizer=torch.optim.SGD,
