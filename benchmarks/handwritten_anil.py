@@ -15,6 +15,9 @@ unless ``first_order``. ``handwritten_anil_autograd.py`` is the same loop with
 ``gradient_speed.py`` and ``training_speed.py --methods anil`` time them.
 """
 
+from functools import partial
+
+import handwritten_maml
 import numpy as np
 import torch
 from handwritten_maml import HEAD_INIT, INNER_LR, INNER_STEPS, META_BATCH, SHAPE, features
@@ -102,31 +105,4 @@ def handwritten_loop(
     return model
 
 
-def learner(
-    n_episodes,
-    seed,
-    n_way,
-    n_shot,
-    n_query,
-    first_order=FIRST_ORDER,
-    inner_steps=INNER_STEPS,
-    meta_batch_size=META_BATCH,
-    head_init=HEAD_INIT,
-    optimizer=torch.optim.Adam,
-):
-    return ANILLearner(
-        Conv4,
-        n_way=n_way,
-        n_shot=n_shot,
-        n_query=n_query,
-        meta_batch_size=meta_batch_size,
-        inner_lr=INNER_LR,
-        inner_steps=inner_steps,
-        first_order=first_order,
-        head_init=head_init,
-        optimizer=optimizer,
-        max_epochs=1,
-        episodes_per_epoch=n_episodes,
-        random_state=seed,
-        verbose=0,
-    )
+learner = partial(handwritten_maml.learner, learner_class=ANILLearner)

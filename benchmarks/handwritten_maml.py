@@ -118,9 +118,11 @@ def learner(
     meta_batch_size=META_BATCH,
     head_init=HEAD_INIT,
     optimizer=torch.optim.Adam,
+    learner_class=MAMLLearner,
 ):
+    """The learner of these loops' settings (``learner_class``: ANIL's, Meta-SGD's, ...)."""
     first_order = FIRST_ORDER if first_order is None else first_order
-    return MAMLLearner(
+    return learner_class(
         Conv4,
         n_way=n_way,
         n_shot=n_shot,

@@ -18,6 +18,9 @@ gradients from ``torch.func.grad`` (``gradients=`` takes
 (``"blocks.0.0.weight"``, ..., ``"head.weight"``, ``"head.bias"``).
 """
 
+from functools import partial
+
+import handwritten_maml
 import numpy as np
 import torch
 from handwritten_maml import (
@@ -96,31 +99,4 @@ def handwritten_loop(
     return model, rates
 
 
-def learner(
-    n_episodes,
-    seed,
-    n_way,
-    n_shot,
-    n_query,
-    first_order=FIRST_ORDER,
-    inner_steps=INNER_STEPS,
-    meta_batch_size=META_BATCH,
-    head_init=HEAD_INIT,
-    optimizer=torch.optim.Adam,
-):
-    return MetaSGDLearner(
-        Conv4,
-        n_way=n_way,
-        n_shot=n_shot,
-        n_query=n_query,
-        meta_batch_size=meta_batch_size,
-        inner_lr=INNER_LR,
-        inner_steps=inner_steps,
-        first_order=first_order,
-        head_init=head_init,
-        optimizer=optimizer,
-        max_epochs=1,
-        episodes_per_epoch=n_episodes,
-        random_state=seed,
-        verbose=0,
-    )
+learner = partial(handwritten_maml.learner, learner_class=MetaSGDLearner)
