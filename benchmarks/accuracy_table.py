@@ -3,6 +3,9 @@
 Run::
 
     python benchmarks/accuracy_table.py benchmarks/results/*_omniglot.json
+
+A run with ``--tune`` shows, after each accuracy, the values chosen for that
+setting on the validation classes: ``[inner_steps=2, inner_lr=0.1]``.
 """
 
 import json
@@ -26,10 +29,23 @@ PUBLISHED = {  # Omniglot 5w1s, 5w5s, 20w1s, 20w5s as published
     # The learned optimizers' papers report no Omniglot figures.
     "meta-lstm": ("Meta-learner LSTM (Ravi & Larochelle 2017)", ("n/a",) * 4),
     "lstm-optimizer": ("LSTM optimizer (Andrychowicz et al. 2016)", ("n/a",) * 4),
+    "snail": ("SNAIL (Mishra et al. 2018)", (99.07, 99.78, 97.64, 99.36)),
+    # Santoro et al. report accuracy by instance in an online protocol, not N-way K-shot.
+    "mann": ("MANN (Santoro et al. 2016)", ("n/a",) * 4),
+    # An in-context transformer in the spirit of CAML (Fifty et al. 2024), not its recipe.
+    "in-context": ("In-context transformer", ("n/a",) * 4),
     # Chen et al. 2019 and Tian et al. 2020 report no figures on Omniglot's Lake protocol.
     "pretraining": ("Pre-training (Chen et al. 2019; Tian et al. 2020)", ("n/a",) * 4),
 }
 SETTINGS = [(5, 1), (5, 5), (20, 1), (20, 5)]
+
+
+def cell(row, published):
+    """A result's cell: accuracy ± half-width (published), then the values ``--tune`` chose."""
+    text = f"{row['accuracy']:.2f} ± {row['ci95']:.2f} ({published})"
+    if row.get("params"):  # chosen for this setting on validation classes
+        text += " [" + ", ".join(f"{k}={v}" for k, v in row["params"].items()) + "]"
+    return text
 
 
 def main(paths):
@@ -41,17 +57,17 @@ def main(paths):
         method = result.get("method", "protonet")
         name, published = PUBLISHED.get(method, (method, ("n/a",) * len(SETTINGS)))
         params = [f"{k}={v}" for k, v in result.get("args", {}).get("param", [])]
-        if result.get("args", {}).get("lr", 1e-3) != 1e-3:
+        if result.get("args", {}).get("lr") not in (None, 1e-3):
             params.append(f"lr={result['args']['lr']}")
+        for flag in ("train_way", "train_shot", "train_query"):
+            if result.get("args", {}).get(flag) is not None:
+                params.append(f"--{flag.replace('_', '-')} {result['args'][flag]}")
         if result.get("args", {}).get("test_inner_steps") is not None:
             params.append(f"inner_steps={result['args']['test_inner_steps']} at test")
         if params:
             name += " (" + ", ".join(f"`{p}`" for p in params) + ")"
         rows = {(r["n_way"], r["n_shot"]): r for r in result["results"]}
-        cells = [
-            f"{rows[s]['accuracy']:.2f} ± {rows[s]['ci95']:.2f} ({p})" if s in rows else "-"
-            for s, p in zip(SETTINGS, published)
-        ]
+        cells = [cell(rows[s], p) if s in rows else "-" for s, p in zip(SETTINGS, published)]
         steps = "batches" if method == "pretraining" else "episodes"
         train = f"{result['train_episodes']} {steps}, {result['train_seconds'] / 60:.1f} min"
         print(f"| {name} | {train} | " + " | ".join(cells) + " |")

@@ -703,6 +703,8 @@ def test_a_checkpoint_dir_of_other_settings_is_refused(tmp_path, capsys):
         (["--method", "maml"], "--method protonet there, maml here"),
         (["--param", "scale=10"], '--param {} there, {"scale": 10} here'),
         (["--episodes", "6"], "--episodes 4 there, 6 here"),
+        # --tune meta-trains without the validation classes (its grid is no training setting).
+        (["--tune", "distance=sqeuclidean,cosine"], "--tune unset there, on here"),
     ]:
         with pytest.raises(SystemExit) as exited:
             main([*flags, *other])
@@ -731,3 +733,112 @@ def test_a_checkpoint_dir_of_other_settings_is_refused(tmp_path, capsys):
         main([*flags, "--max-time", "1"])
     assert exited.value.code == 2
     assert "--checkpoint-dir: not allowed with --max-time" in capsys.readouterr().err
+
+
+# -- --tune: test-time parameters chosen per setting on held-out validation classes -------
+
+TUNE = ["benchmark", "--dataset", "digits", "--method", "maml", "--ways", "5", "--quiet"]
+TUNE += ["--episodes", "4", "--episodes-per-epoch", "4", "--test-episodes", "3"]
+
+
+def test_tune_chooses_parameters_per_setting_on_held_out_classes(tmp_path, capsys):
+    js = tmp_path / "result.json"
+    main(
+        [*TUNE, "--shots", "1,2", "--tune", "inner_steps=1,2", "--tune-episodes", "3"]
+        + ["--output", "none", "--json", str(js)]
+    )
+    printed = capsys.readouterr().out
+    # Meta-training without the 8 validation classes (digits 4-5 and their rotations):
+    # 16 of the 24 base classes; the test classes are the 16 novel ones, as without --tune.
+    assert "Meta-training MAMLLearner on 16 base classes (" in printed
+    assert ": 16 novel classes, 3 episodes" in printed
+    assert (
+        "inner_steps tuned per setting on 8 validation classes held out from meta-training "
+        "(3 episodes per candidate)" in printed
+    )
+    assert "tuned on validation classes: accuracy (%)" in printed
+    for setting in ("5-way 1-shot", "5-way 2-shot"):
+        assert re.search(rf"{setting} +\d+\.\d\d ± \d+\.\d\d +inner_steps=[12]: \d+\.\d\d", printed)
+    result = json.loads(js.read_text())
+    assert result["tuned"]["grid"] == {"inner_steps": [1, 2]}
+    assert result["tuned"]["episodes"] == 3 and result["tuned"]["validation_classes"] == 8
+    assert [(row["n_way"], row["n_shot"]) for row in result["results"]] == [(5, 1), (5, 2)]
+    for row in result["results"]:
+        assert list(row["params"]) == ["inner_steps"] and row["params"]["inner_steps"] in (1, 2)
+        assert 0 <= row["validation_accuracy"] <= 100 and 0 <= row["accuracy"] <= 100
+
+
+def test_without_tune_rows_carry_no_chosen_parameters(tmp_path):
+    js = tmp_path / "result.json"
+    main([*TUNE, "--shots", "1", "--output", "none", "--json", str(js)])
+    result = json.loads(js.read_text())
+    assert result["tuned"] is None
+    assert all("params" not in row for row in result["results"])
+
+
+@pytest.mark.parametrize(
+    "flags, error",
+    [
+        (
+            ["--tune", "inner_steps=1,2", "--validation"],
+            "argument --tune: not allowed with --validation: --tune holds out the validation "
+            "classes itself",
+        ),
+        (
+            ["--tune", "nonsense=1,2"],
+            "argument --tune: MAMLClassifier (the classifier of --method maml) has no "
+            "parameter 'nonsense'",
+        ),
+        (["--tune", "inner_steps=1,-1"], "argument --tune: MAMLClassifier: inner_steps must be"),
+        (
+            ["--tune", "inner_steps=1,2", "--classifier-param", "inner_steps=3"],
+            "argument --tune: inner_steps is also set by --classifier-param; pick one",
+        ),
+        (
+            ["--tune", "inner_steps=1,2", "--test-inner-steps", "3"],
+            "argument --tune: inner_steps is also set by --test-inner-steps; pick one",
+        ),
+        (
+            ["--tune", "inner_steps=1", "--tune", "inner_steps=2"],
+            "argument --tune: inner_steps is given twice",
+        ),
+        (
+            ["--tune", "inner_steps=1,2", "--tune-episodes", "0"],
+            "argument --tune-episodes: a number of episodes >= 1, got 0.",
+        ),
+        (["--tune", "inner_steps"], "argument --tune: expected NAME=V1,V2,..."),
+        (["--tune", "inner_steps=1,,2"], "argument --tune: expected NAME=V1,V2,..."),
+        (["--tune", "=1,2"], "argument --tune: expected NAME=V1,V2,..."),
+    ],
+)
+def test_bad_tune_is_an_argparse_error(flags, error, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*TUNE, "--shots", "1", *flags, "--output", "none"])
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("usage: skfewshot benchmark ")
+    assert captured.err.splitlines()[-1].startswith(f"skfewshot benchmark: error: {error}")
+    assert "Traceback" not in captured.err and "Meta-training" not in captured.out
+
+
+def test_tune_needs_enough_validation_classes_for_every_setting(capsys):
+    # Digits hold out 8 validation classes: no 10-way episodes; said before any training.
+    with pytest.raises(SystemExit) as exited:
+        main([*TUNE, "--ways", "5,10", "--tune", "inner_steps=1,2", "--output", "none"])
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    error = captured.err.splitlines()[-1]
+    assert error.startswith(
+        "skfewshot benchmark: error: argument --tune: the validation classes: an episode of "
+        "n_way=10 classes needs 10 classes"
+    )
+    assert error.endswith("Here: --ways, --shots or --test-query.")
+    assert "Meta-training" not in captured.out
+
+
+def test_tune_values_are_read_as_literals_split_at_top_level_commas():
+    args = build_parser().parse_args(
+        ["benchmark", "--tune", "inner_lr=0.1,0.4", "--tune", "x=cosine,(1, 2),None"]
+    )
+    assert args.tune == [("inner_lr", [0.1, 0.4]), ("x", ["cosine", (1, 2), None])]
+    assert build_parser().parse_args(["benchmark"]).tune == []

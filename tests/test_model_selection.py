@@ -3,7 +3,7 @@ import pytest
 from sklearn.model_selection import cross_val_score
 
 from skfewshot import PrototypicalClassifier
-from skfewshot.model_selection import EpisodeSampler, EpisodicSplit
+from skfewshot.model_selection import EpisodeSampler, EpisodicSplit, tune_per_setting
 
 
 def _labels(n_classes=6, per_class=10):
@@ -96,3 +96,87 @@ def test_cross_val_score_with_string_labels(digits):
     scores = cross_val_score(PrototypicalClassifier(), X, y, cv=cv)
     assert scores.shape == (20,)
     assert scores.mean() > 0.8
+
+
+# -- tune_per_setting: test-time parameters chosen per setting, by episodes ---------------
+
+TUNE_EPISODES = dict(n_query=5, n_episodes=8, random_state=0)
+
+
+def test_tune_per_setting_chooses_the_best_candidate_of_each_setting(digits):
+    X, y = digits
+    grid = {"distance": ["sqeuclidean", "cosine"], "transductive": [False, True]}
+    result = tune_per_setting(
+        PrototypicalClassifier(), X, y, grid, settings=[(5, 1), (3, 2)], **TUNE_EPISODES
+    )
+    assert sorted(result) == [(3, 2), (5, 1)]
+    for tuned in result.values():
+        assert sorted(tuned) == ["accuracy", "cv_results", "params"]
+        cv_results = tuned["cv_results"]
+        assert len(cv_results["params"]) == 4  # the grid's product
+        assert "split7_test_score" in cv_results and "split8_test_score" not in cv_results
+        # GridSearchCV's choice: the first best mean score in the grid's order.
+        best = int(np.argmax(cv_results["mean_test_score"]))
+        assert tuned["params"] == cv_results["params"][best]
+        assert tuned["accuracy"] == cv_results["mean_test_score"][best]
+        assert set(tuned["params"]) == set(grid) and 0 <= tuned["accuracy"] <= 1
+
+
+def test_tune_per_setting_same_random_state_same_result(digits):
+    X, y = digits
+    grid = [{"distance": ["sqeuclidean", "cosine"]}, {"transductive": [True]}]
+    first, second = (
+        tune_per_setting(PrototypicalClassifier(), X, y, grid, **TUNE_EPISODES) for _ in range(2)
+    )
+    assert sorted(first) == sorted(second) == [(5, 1)]
+    assert first[5, 1]["params"] == second[5, 1]["params"]
+    assert first[5, 1]["accuracy"] == second[5, 1]["accuracy"]
+    for key in ("mean_test_score", *(f"split{i}_test_score" for i in range(8))):
+        np.testing.assert_array_equal(
+            first[5, 1]["cv_results"][key], second[5, 1]["cv_results"][key]
+        )
+
+
+def test_tune_per_setting_embeds_once_unless_the_grid_sets_the_encoder(digits, mlp, monkeypatch):
+    from skfewshot.model_selection import _evaluate
+
+    X, y = digits
+    calls, original = [], _evaluate._embedded_once
+
+    def embedded_once(estimator, X):
+        calls.append(len(X))
+        return original(estimator, X)
+
+    monkeypatch.setattr(_evaluate, "_embedded_once", embedded_once)
+    clf = PrototypicalClassifier(mlp)
+    settings = [(5, 1), (5, 2)]
+    tune_per_setting(
+        clf, X, y, {"distance": ["sqeuclidean", "cosine"]}, settings=settings, **TUNE_EPISODES
+    )
+    assert calls == [len(X)]  # once, for every setting and candidate
+    tune_per_setting(clf, X, y, {"encoder": [mlp]}, settings=settings, **TUNE_EPISODES)
+    tune_per_setting(clf, X, y, {"distance": ["cosine"]}, embed_once=False, **TUNE_EPISODES)
+    assert calls == [len(X)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(settings=[]), r"settings must be a non-empty list of \(n_way, n_shot\) pairs"),
+        (dict(settings=(5, 1)), r"or \[\(5, 1\)\] for one setting; got \(5, 1\)"),
+        (dict(settings=[(5, 0)]), r"n_way >= 2 and n_shot >= 1"),
+        (dict(settings=[(1, 1)]), r"n_way >= 2 and n_shot >= 1"),
+        (dict(settings=[(5, 1, 15)]), r"pairs of integers"),
+        (dict(settings=[(5.0, 1)]), r"pairs of integers"),
+        (dict(param_grid={}), r"param_grid names no parameter: give at least one"),
+        (dict(param_grid=[]), r"param_grid names no parameter"),
+        (dict(param_grid=[{}]), r"param_grid names no parameter"),
+        (dict(param_grid="distance"), r"param_grid must be a dict .*; got a str"),
+        (dict(param_grid={"distance": []}), r"need to be a non-empty sequence"),
+    ],
+)
+def test_tune_per_setting_bad_arguments_raise_clear_errors(kwargs, message, digits):
+    X, y = digits
+    kwargs = {"param_grid": {"distance": ["cosine"]}, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        tune_per_setting(PrototypicalClassifier(), X, y, **TUNE_EPISODES, **kwargs)

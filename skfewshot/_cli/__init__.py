@@ -5,7 +5,7 @@ import sys
 
 from ._benchmark import benchmark
 from ._console import Interrupted
-from ._params import METHODS, UsageError, check_minutes, ints, param
+from ._params import METHODS, UsageError, check_minutes, grid_param, ints, param
 
 __all__ = ["benchmark", "build_parser", "main"]
 
@@ -177,6 +177,25 @@ def build_parser():
         metavar="NAME=VALUE",
         help="a parameter of the classifier evaluated and saved (the learner's "
         "to_classifier), e.g. --classifier-param distance=cosine (repeatable)",
+    )
+    bench.add_argument(
+        "--tune",
+        type=grid_param,
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="choose a classifier parameter per setting of --ways and --shots among "
+        "candidate values, e.g. --tune inner_steps=0,1,2,5 --tune inner_lr=0.1,0.4 (repeatable; "
+        "the grid is their product): meta-training holds out the validation classes of "
+        "--validation, a grid search over --tune-episodes episodes of each setting on them "
+        "chooses the values, and the test classes are evaluated with them. The saved "
+        "classifier keeps the learner's values and --classifier-param (default: no tuning)",
+    )
+    bench.add_argument(
+        "--tune-episodes",
+        type=int,
+        default=100,
+        help="validation episodes of each setting per candidate of --tune (default 100)",
     )
     bench.add_argument(
         "--test-time-augmentation",

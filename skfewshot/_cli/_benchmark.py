@@ -1,5 +1,6 @@
 """``skfewshot benchmark``: load the data, meta-train, evaluate, print the table and save."""
 
+import argparse
 import json
 import os
 import sys
@@ -7,14 +8,16 @@ import time
 
 import joblib
 import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import ParameterGrid
 from skorch.callbacks import LRScheduler
 from tabulate import tabulate
 
 from .. import meta, nn
 from .._files import write_atomically
 from ..callbacks import TimeBudget
-from ..model_selection import evaluate_episodes
-from ..model_selection._evaluate import _embedded_once
+from ..model_selection import EpisodeSampler, evaluate_episodes, tune_per_setting
+from ..model_selection._evaluate import _embedded_once, _sets_encoder
 from ._checkpoint import BenchmarkCheckpoint, prepare_checkpoint_dir, training_settings
 from ._console import (
     EpochLog,
@@ -33,6 +36,7 @@ from ._params import (
     UsageError,
     check_classifier_params,
     check_learner_params,
+    check_tune_grid,
     named_class,
     saved_encoder,
 )
@@ -95,6 +99,19 @@ def trained_episodes(learner):
     )
 
 
+def counted_score(bar, run, counter):
+    """A scorer: the fitted classifier's own score (accuracy), each episode counted in
+    ``run.<counter>`` (for the message of an interruption) and on ``bar``."""
+
+    def score(fitted, X_query, y_query):
+        accuracy = fitted.score(X_query, y_query)
+        setattr(run, counter, getattr(run, counter) + 1)
+        bar.update()
+        return accuracy
+
+    return score
+
+
 def benchmark(args, out=None):
     """Meta-train, evaluate, print the table and save the classifier; return the results.
 
@@ -124,6 +141,25 @@ def _benchmark(args, out, run):
     learner_class = getattr(meta, name)
     classifier_params = dict(args.classifier_param)
     check_classifier_params(learner_class.classifier_class, classifier_params, args.method)
+    grid = check_tune_grid(
+        learner_class.classifier_class, args.tune, classifier_params, args.method
+    )
+    if grid:
+        if args.validation:
+            raise UsageError(
+                "argument --tune: not allowed with --validation: --tune holds out the "
+                "validation classes itself (meta-trains without them, tunes on them, tests "
+                "on the test classes); drop --validation."
+            )
+        if "inner_steps" in grid and args.test_inner_steps is not None:
+            raise UsageError(
+                "argument --tune: inner_steps is also set by --test-inner-steps; pick one: "
+                "tune it or set it."
+            )
+        if args.tune_episodes < 1:
+            raise UsageError(
+                f"argument --tune-episodes: a number of episodes >= 1, got {args.tune_episodes}."
+            )
     if args.test_time_augmentation and not issubclass(learner_class, meta.ComparatorLearner):
         raise UsageError(
             f"argument --test-time-augmentation: it averages embeddings, and --method "
@@ -180,7 +216,12 @@ def _benchmark(args, out, run):
         run.checkpoint_dir = args.checkpoint_dir
 
     try:
-        X_base, y_base, X_novel, y_novel, _ = load_data(args)
+        if grid:  # meta-train without the validation classes, tune on them, test as usual
+            held_out = argparse.Namespace(**{**vars(args), "validation": True})
+            X_base, y_base, X_val, y_val, _ = load_data(held_out)
+            X_novel, y_novel = load_data(args)[2:4]
+        else:
+            X_base, y_base, X_novel, y_novel, _ = load_data(args)
     except FileNotFoundError:
         if not (args.no_download and args.dataset == "omniglot"):
             raise
@@ -192,6 +233,16 @@ def _benchmark(args, out, run):
             "to download it, or pass --data-home DIR where omniglot/ lives.",
             usage=False,
         ) from None
+    settings = [(n_way, n_shot) for n_way in ways for n_shot in args.shots]
+    if grid:  # every setting's episodes can be drawn from the validation classes
+        owner = "the validation classes"
+        for n_way, n_shot in settings:
+            try:
+                EpisodeSampler(y_val, n_way, n_shot, args.test_query, owner=owner)
+            except ValueError as exc:
+                raise UsageError(
+                    f"argument --tune: {exc} Here: --ways, --shots or --test-query.", usage=False
+                ) from None
 
     pretraining = isinstance(learner, meta.PretrainingLearner)
     planned_episodes = None if unlimited else n_epochs * args.episodes_per_epoch
@@ -259,26 +310,54 @@ def _benchmark(args, out, run):
                 clf.encoder, n_views=args.test_time_augmentation, random_state=args.random_state
             )
         )
-    settings = [(n_way, n_shot) for n_way in ways for n_shot in args.shots]
+
+    def embedded(X):  # an embed-then-compare classifier's samples, embedded once
+        # (for every setting and every candidate of --tune, unless it sets the encoder)
+        return (clf, X) if grid and _sets_encoder(grid) else _embedded_once(clf, X)
+
+    chosen, tune_seconds = {}, None
+    if grid:  # each setting's test-time parameters, chosen on the validation classes
+        run.phase = "tuning"
+        run.tune_episodes = len(settings) * len(ParameterGrid(grid)) * args.tune_episodes
+        bar = progress_bar(run.tune_episodes, "tuning", quiet=args.quiet, unit=" episodes")
+        tune_start = time.perf_counter()
+        try:
+            bar.set_postfix_str(f"embedding {len(y_val)} samples")
+            searched, X_searched = embedded(X_val)
+            for n_way, n_shot in settings:
+                bar.set_postfix_str(f"{n_way}-way {n_shot}-shot")
+                chosen.update(
+                    tune_per_setting(
+                        searched,
+                        X_searched,
+                        y_val,
+                        grid,
+                        settings=[(n_way, n_shot)],
+                        n_query=args.test_query,
+                        n_episodes=args.tune_episodes,
+                        random_state=args.random_state,
+                        embed_once=False,  # done above, once for every setting
+                        scoring=counted_score(bar, run, "tuned"),
+                    )
+                )
+        finally:
+            bar.close()
+        tune_seconds = time.perf_counter() - tune_start
+
+    run.phase = "evaluating"
     run.test_episodes = len(settings) * args.test_episodes
     bar = progress_bar(run.test_episodes, "evaluating", quiet=args.quiet, unit=" episodes")
-
-    def score_and_count(fitted, X_query, y_query):  # the classifier's own score, counted
-        accuracy = fitted.score(X_query, y_query)
-        run.evaluated += 1
-        bar.update()
-        return accuracy
-
     rows = []
     test_start = time.perf_counter()
     try:
         bar.set_postfix_str(f"embedding {len(y_novel)} samples")
         # An embed-then-compare classifier has the novel classes embedded once, for every setting.
-        scored, X_scored = _embedded_once(clf, X_novel)
+        scored, X_scored = embedded(X_novel)
         for n_way, n_shot in settings:
             bar.set_postfix_str(f"{n_way}-way {n_shot}-shot")
+            tuned = chosen.get((n_way, n_shot))
             result = evaluate_episodes(
-                scored,
+                scored if tuned is None else clone(scored).set_params(**tuned["params"]),
                 X_scored,
                 y_novel,
                 n_way=n_way,
@@ -287,12 +366,14 @@ def _benchmark(args, out, run):
                 n_episodes=args.test_episodes,
                 random_state=args.random_state,
                 embed_once=False,  # done above, once for every setting
-                scoring=score_and_count,
+                scoring=counted_score(bar, run, "evaluated"),
             )
             accuracy, ci95 = result["accuracy"], result["ci95"]
-            rows.append(
-                {"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * accuracy, "ci95": 100 * ci95}
-            )
+            row = {"n_way": n_way, "n_shot": n_shot, "accuracy": 100 * accuracy, "ci95": 100 * ci95}
+            if tuned is not None:  # the chosen values, in the order of the --tune flags
+                row["params"] = {name: tuned["params"][name] for name in grid}
+                row["validation_accuracy"] = 100 * float(tuned["accuracy"])
+            rows.append(row)
     finally:
         bar.close()
     test_seconds = time.perf_counter() - test_start
@@ -314,6 +395,12 @@ def _benchmark(args, out, run):
             if args.test_time_augmentation
             else ""
         )
+        + (
+            f", {', '.join(grid)} tuned per setting on {len(np.unique(y_val))} validation "
+            f"classes held out from meta-training ({args.tune_episodes} episodes per candidate)"
+            if grid
+            else ""
+        )
         + f"; meta-training took {train_seconds:.0f} s"
         + ("" if resumed is None else f" (resumed from epoch {resumed} of {n_epochs})")
         + (
@@ -326,15 +413,26 @@ def _benchmark(args, out, run):
         ),
         file=out,
     )
+    headers = ("setting", "accuracy (%)")
     table = [
         (f"{row['n_way']}-way {row['n_shot']}-shot", f"{row['accuracy']:.2f} ± {row['ci95']:.2f}")
         for row in rows
     ]
+    if grid:  # the chosen values and their validation accuracy, setting by setting
+        headers += ("tuned on validation classes: accuracy (%)",)
+        table = [
+            (
+                *cells,
+                ", ".join(f"{name}={value}" for name, value in row["params"].items())
+                + f": {row['validation_accuracy']:.2f}",
+            )
+            for cells, row in zip(table, rows)
+        ]
     print(
         tabulate(
             table,
-            headers=("setting", "accuracy (%)"),
-            colalign=("right", "right"),
+            headers=headers,
+            colalign=("right", "right", "left")[: len(headers)],
             disable_numparse=True,
         ),
         file=out,
@@ -345,7 +443,13 @@ def _benchmark(args, out, run):
         write_atomically(output, lambda path: joblib.dump(clf, path))
         print(
             f"\nSaved the classifier to {output}: joblib.load it, fit it on a support set, "
-            "predict queries.",
+            "predict queries."
+            + (
+                f" It keeps the learner's {', '.join(grid)}, not a setting's tuned values "
+                "(set_params them)."
+                if grid
+                else ""
+            ),
             file=out,
         )
     result = {
@@ -358,6 +462,17 @@ def _benchmark(args, out, run):
         "train_seconds": train_seconds,
         "resumed_from_epoch": resumed,
         "test_seconds": test_seconds,
+        # --tune: the grid, and the validation episodes of each candidate and setting
+        "tuned": (
+            {
+                "grid": grid,
+                "episodes": args.tune_episodes,
+                "validation_classes": len(np.unique(y_val)),
+                "seconds": tune_seconds,
+            }
+            if grid
+            else None
+        ),
         "results": rows,
         "args": vars(args),
     }

@@ -32,6 +32,8 @@ def training_settings(args, learner, n_epochs):
     flags (``--ways``, ``--shots``, ``--test-*``, ``--classifier-param``), the
     output files, ``--quiet``, ``--device`` and where the data live are not
     among them: a resumed or finished run may be evaluated with other values.
+    ``--tune`` is among them only as whether it was given (it holds the
+    validation classes out of meta-training), not its grid.
     """
     settings = {
         "--method": args.method,
@@ -49,6 +51,8 @@ def training_settings(args, learner, n_epochs):
         "--lr-schedule": args.lr_schedule,
         "--random-state": args.random_state,
     }
+    if args.tune:  # meta-training without the validation classes, which --tune holds out
+        settings["--tune"] = True
     if args.dataset == "omniglot":
         settings["--protocol"] = args.protocol
         settings["--image-size"] = args.image_size

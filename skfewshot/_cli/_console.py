@@ -24,13 +24,15 @@ class Run:
     """Where a run of ``skfewshot benchmark`` stands, for the message of an interruption."""
 
     def __init__(self):
-        self.phase = "loading"  # then "training", "evaluating", "saving"
+        self.phase = "loading"  # then "training", "tuning" (--tune), "evaluating", "saving"
         self.interrupted = False  # a SIGINT arrived
         self.defer = False  # the results are complete: a SIGINT is noted, not raised
         self.progress = None  # the TrainingProgress callback
         self.n_epochs = None  # None: as many as a time budget allows
         self.evaluated = 0
         self.test_episodes = 0
+        self.tuned = 0  # validation episodes of --tune
+        self.tune_episodes = 0
         self.checkpoint_dir = None  # --checkpoint-dir
 
     def interruption(self):
@@ -41,6 +43,11 @@ class Run:
             noun = "epoch" if total == 1 else "epochs"
             done = f"{epochs} {noun}" if self.n_epochs is None else f"{epochs} of {total} {noun}"
             what = f"interrupted after {done} of meta-training"
+        elif self.phase == "tuning":
+            what = (
+                f"interrupted while tuning on the validation classes, after {self.tuned} of "
+                f"{self.tune_episodes} validation episodes"
+            )
         elif self.phase == "evaluating":
             what = (
                 f"interrupted while evaluating, after {self.evaluated} of "
@@ -64,7 +71,7 @@ class Run:
                 f"{folder} starts over."
             )
         again = f"run the same command again (with --checkpoint-dir {folder})"
-        if self.phase == "evaluating":
+        if self.phase in ("tuning", "evaluating"):
             return (
                 "the results were not saved, but the checkpoint of meta-training is in "
                 f"{folder}: {again} to evaluate it without training again."

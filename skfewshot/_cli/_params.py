@@ -103,16 +103,44 @@ def named_class(value):
     raise ValueError(f"--param: {name!r} is not a class of skfewshot.nn or skfewshot.datasets.")
 
 
+def _literal(text):
+    """``text`` read as a Python literal when it is one, else the plain string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def param(text):
     """``name=value`` of --param, the value read as a Python literal when it is one."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
-    try:
-        value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        pass  # a plain string
-    return name, value
+    return name, _literal(value)
+
+
+def _top_level_split(text):
+    """``text`` split at its commas outside brackets: ``1,(2, 3)`` is ``1`` and ``(2, 3)``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
+def grid_param(text):
+    """``name=v1,v2,...`` of --tune: the name and its candidate values, each read as --param's."""
+    name, sep, values = text.partition("=")
+    parts = _top_level_split(values)
+    if not sep or not name or not all(part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(
+            "expected NAME=V1,V2,... (a classifier parameter and its candidate values, "
+            f"e.g. inner_steps=0,1,2,5), got {text!r}"
+        )
+    return name, [_literal(part.strip()) for part in parts]
 
 
 def ints(text):
@@ -208,18 +236,49 @@ def check_learner_params(learner_class, learner, names, method):
         raise UsageError(str(exc)) from None
 
 
-def check_classifier_params(classifier_class, params, method):
-    """Check the --classifier-param names and values: argparse-style errors before training."""
+def check_classifier_params(classifier_class, params, method, flag="--classifier-param"):
+    """Check the names and values of --classifier-param (or of ``flag``, which gives them):
+    argparse-style errors before training."""
     plain = sorted(k for k in classifier_class().get_params(deep=False) if not k.startswith("_"))
     owner = f"{classifier_class.__name__} (the classifier of --method {method})"
     for name in sorted(params):
         if name not in plain:
-            raise UsageError(
-                "argument --classifier-param: " + unknown_name(name, plain, owner) + "."
-            )
+            raise UsageError(f"argument {flag}: " + unknown_name(name, plain, owner) + ".")
     if not params:
         return
     try:
         check_params(classifier_class(**params))
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"argument --classifier-param: {exc}") from None
+        raise UsageError(f"argument {flag}: {exc}") from None
+
+
+def check_tune_grid(classifier_class, tune, classifier_params, method):
+    """The grid of the --tune flags, checked as --classifier-param is: argparse-style errors.
+
+    Each name must be a parameter of the classifier that neither
+    --classifier-param nor another --tune gives, and each candidate value a
+    valid one (with the --classifier-param values).
+
+    Returns
+    -------
+    grid : dict
+        The names, in the order given, and their lists of candidate values.
+    """
+    grid = {}
+    for name, values in tune:
+        if name in grid:
+            raise UsageError(
+                f"argument --tune: {name} is given twice; give all its candidates in one "
+                f"--tune {name}=V1,V2,..."
+            )
+        if name in classifier_params:
+            raise UsageError(
+                f"argument --tune: {name} is also set by --classifier-param; pick one: "
+                "tune it or set it."
+            )
+        for value in values:
+            check_classifier_params(
+                classifier_class, {**classifier_params, name: value}, method, flag="--tune"
+            )
+        grid[name] = values
+    return grid
