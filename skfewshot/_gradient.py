@@ -177,12 +177,20 @@ class ReptileClassifier(MAMLClassifier):
 
 
 class _RuleClassifier(GradientClassifier):
-    """A gradient classifier whose update rule is a (meta-learned) module parameter."""
+    """A gradient classifier whose update rule is a (meta-learned) module parameter.
+
+    ``lr_scale`` multiplies the rule's steps: a test-time knob to tune per
+    setting on validation classes, as a plain step's rate is.
+    """
 
     _parameter_constraints = {
         **GradientClassifier._parameter_constraints,
         "rule": module_or_none("rule"),
+        "lr_scale": Positive(),
     }
+
+    def _lr_scale(self):
+        return float(self.lr_scale)
 
     def _default_rule(self):
         raise NotImplementedError
@@ -238,16 +246,8 @@ class MetaSGDClassifier(_RuleClassifier):
         self.device = device
         self.batch_size = batch_size
 
-    _parameter_constraints = {
-        **_RuleClassifier._parameter_constraints,
-        "lr_scale": Positive(),
-    }
-
     def _default_rule(self):
         return GradientStep(inner_lr=0.4)
-
-    def _lr_scale(self):
-        return float(self.lr_scale)
 
 
 class LearnedOptimizerClassifier(_RuleClassifier):
@@ -268,6 +268,13 @@ class LearnedOptimizerClassifier(_RuleClassifier):
         The meta-trained optimizer, ``learner.rule_``. None: an untrained
         :class:`~skfewshot.nn.MetaLearnerLSTM`, which starts as gradient
         descent with a small rate.
+    lr_scale : float, default=1.0
+        Multiplies the rule's steps (1 takes them as meta-trained): the
+        :class:`~skfewshot.nn.LSTMOptimizer`'s updates, the
+        :class:`~skfewshot.nn.MetaLearnerLSTM`'s input gate (its learning
+        rate). Choose it per setting on validation classes, as
+        :func:`~skfewshot.model_selection.tune_per_setting` does, like the
+        rate of gradient descent.
     {parameters}
     {attributes}
     """
@@ -277,6 +284,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
         encoder=None,
         rule=None,
         *,
+        lr_scale=1.0,
         inner_steps=5,
         head_init="zero",
         transductive=False,
@@ -285,6 +293,7 @@ class LearnedOptimizerClassifier(_RuleClassifier):
     ):
         self.encoder = encoder
         self.rule = rule
+        self.lr_scale = lr_scale
         self.inner_steps = inner_steps
         self.head_init = head_init
         self.transductive = transductive

@@ -27,6 +27,7 @@ from skfewshot.nn import (
     MetaLearnerLSTM,
     ReptileAdaptation,
     batch_statistics_from,
+    lstm_cell,
 )
 
 # scikit-learn's checks run over these in test_common.py.
@@ -212,6 +213,42 @@ def test_learned_rules_update_every_coordinate_and_receive_gradients(rule):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rule.parameters())
 
 
+def test_fused_lstm_cell_computes_what_nn_lstm_cell_computes():
+    # Values and every gradient, with and without a gradient for the cell state.
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(3, 5).double()
+    x, h, c = (torch.randn(7, k, dtype=torch.double, requires_grad=True) for k in (3, 5, 5))
+    inputs = [x, h, c, *cell.parameters()]
+    weights = torch.randn(2, 7, 5, dtype=torch.double)
+    for use_c in (True, False):
+        expected = cell(x, (h, c))
+        fused = [out.t() for out in lstm_cell(cell, x.t(), (h.t(), c.t()))]
+        for ours, theirs in zip(fused, expected):
+            torch.testing.assert_close(ours, theirs)
+
+        def loss(outs, use_c=use_c):
+            return (outs[0] * weights[0]).sum() + use_c * (outs[1] * weights[1]).sum()
+
+        for ours, theirs in zip(
+            torch.autograd.grad(loss(fused), inputs), torch.autograd.grad(loss(expected), inputs)
+        ):
+            torch.testing.assert_close(ours, theirs)
+
+
+def test_learned_rules_run_in_bfloat16_under_autocast():
+    support, ys, _, _ = _episode()
+    net = _tiny_net().float()
+    for rule in (LSTMOptimizer(), MetaLearnerLSTM()):
+        model = GradientAdaptation(net, rule, inner_steps=2, first_order=True)
+        exact = model.adapt_to(support.float(), ys)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert rule.init_state(exact)[0].dtype == torch.bfloat16
+            mixed = model.adapt_to(support.float(), ys)
+        for name, p in exact.items():
+            assert mixed[name].dtype == torch.float32
+            torch.testing.assert_close(mixed[name], p, rtol=0.05, atol=2e-3)
+
+
 def test_meta_learner_lstm_cell_state_is_the_parameters():
     # With constant gates (zero gate weights) the update is p <- f p - i grad, exactly.
     support, ys, _, _ = _episode()
@@ -228,6 +265,27 @@ def test_meta_learner_lstm_cell_state_is_the_parameters():
     torch.testing.assert_close(
         lstm.adapt_to(support, ys)["encoder.0.weight"], f * net[0].weight - i * gradient
     )
+
+
+def test_learned_rule_steps_scale_like_a_learning_rate():
+    # A meta-learner LSTM with constant gates f = 1, i = alpha is gradient descent at alpha:
+    # lr_scale s must make it gradient descent at s * alpha.
+    support, ys, query, _ = _episode()
+    net = _tiny_net().float()
+    rule = MetaLearnerLSTM()
+    alpha = 0.3
+    with torch.no_grad():
+        for gate, bias in (
+            (rule.forget_gate, 50.0),
+            (rule.input_gate, np.log(alpha / (1 - alpha))),
+        ):
+            gate.weight.zero_()
+            gate.bias.fill_(bias)
+    X, Xq = support.float().numpy(), query.float().numpy()
+    for scale in (0.5, 2.0):
+        learned = LearnedOptimizerClassifier(net, rule, lr_scale=scale, inner_steps=3).fit(X, ys)
+        sgd = MAMLClassifier(net, inner_lr=scale * alpha, inner_steps=3).fit(X, ys)
+        np.testing.assert_allclose(learned.predict_proba(Xq), sgd.predict_proba(Xq), atol=1e-5)
 
 
 def test_batch_statistics_come_from_the_first_rows_only():

@@ -51,12 +51,13 @@ def dataset_encoder(args):
     return {"encoder": MLP, "encoder__in_features": 64}
 
 
-def load_data(args):
+def load_data(args, *, base=True):
     """Base (meta-training) and novel (test) data, and encoder parameters.
 
     With ``--validation`` the novel classes are validation classes carved
     from the base classes (never the test classes): held-out background
     characters (Lake protocol), the published validation split (Vinyals).
+    ``base=False`` reads the novel classes only (the base set is None).
     """
     from ..datasets import fetch_omniglot, fetch_omniglot_vinyals, rotate_classes
 
@@ -67,17 +68,17 @@ def load_data(args):
         return_X_y=True,
     )
     if args.dataset == "omniglot" and args.protocol == "vinyals":
-        base, novel = ("train", "val") if args.validation else ("trainval", "test")
-        return (
-            *fetch_omniglot_vinyals(base, **common),
-            *fetch_omniglot_vinyals(novel, **common),
-            {},
-        )
+        base_split, novel_split = ("train", "val") if args.validation else ("trainval", "test")
+        X_base, y_base = fetch_omniglot_vinyals(base_split, **common) if base else (None, None)
+        return (X_base, y_base, *fetch_omniglot_vinyals(novel_split, **common), {})
     if args.dataset == "omniglot":
-        X, y = fetch_omniglot("background", **common)
         if not args.validation:
-            return (*rotate_classes(X, y), *fetch_omniglot("evaluation", **common), {})
+            novel = fetch_omniglot("evaluation", **common)
+            if not base:
+                return (None, None, *novel, {})
+            return (*rotate_classes(*fetch_omniglot("background", **common)), *novel, {})
         # A fifth of the background characters, all their rotations held out.
+        X, y = fetch_omniglot("background", **common)
         rng = np.random.RandomState(args.random_state)
         held_out = np.isin(y, rng.permutation(np.unique(y))[: len(np.unique(y)) // 5])
         return (*rotate_classes(X[~held_out], y[~held_out]), X[held_out], y[held_out], {})
@@ -86,9 +87,9 @@ def load_data(args):
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
     X, y = rotate_classes(X, y)  # 40 classes: digit x rotation
-    base = (y % 10) < (4 if args.validation else 6)
-    novel = ~base & ((y % 10) < 6) if args.validation else ~base
-    return X[base], y[base], X[novel], y[novel], dataset_encoder(args)
+    in_base = (y % 10) < (4 if args.validation else 6)
+    novel = ~in_base & ((y % 10) < 6) if args.validation else ~in_base
+    return X[in_base], y[in_base], X[novel], y[novel], dataset_encoder(args)
 
 
 def trained_episodes(learner):
@@ -219,7 +220,7 @@ def _benchmark(args, out, run):
         if grid:  # meta-train without the validation classes, tune on them, test as usual
             held_out = argparse.Namespace(**{**vars(args), "validation": True})
             X_base, y_base, X_val, y_val, _ = load_data(held_out)
-            X_novel, y_novel = load_data(args)[2:4]
+            X_novel, y_novel = load_data(args, base=False)[2:4]
         else:
             X_base, y_base, X_novel, y_novel, _ = load_data(args)
     except FileNotFoundError:

@@ -13,6 +13,7 @@ from ._adaptation import (
     MetaLearnerLSTM,
     ReptileAdaptation,
     batch_statistics_from,
+    lstm_cell,
 )
 from ._arguments import record_arguments as _record_arguments
 from ._distances import class_means, pairwise_distance
@@ -51,6 +52,7 @@ __all__ = [
     "SiameseKernel",
     "TestTimeAugmentation",
     "batch_statistics_from",
+    "lstm_cell",
     "class_means",
     "n_classes",
     "pairwise_distance",
