@@ -351,9 +351,13 @@ def lstm_cell(cell, x, state):
 def _state_dtype(like):
     """bfloat16 under autocast to it (mixed precision), else the parameters' type."""
     device = like.device.type
-    if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16:
-        return torch.bfloat16
-    return like.dtype
+    if hasattr(torch, "get_autocast_dtype"):
+        enabled, dtype = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+    elif device == "cpu":  # torch < 2.4
+        enabled, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+    else:
+        enabled, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+    return torch.bfloat16 if enabled and dtype == torch.bfloat16 else like.dtype
 
 
 def _flat(tensors):
