@@ -338,12 +338,10 @@ def lstm_cell(cell, x, state):
     True
     """
     h, c = state
-    size = cell.hidden_size
-    order = torch.cat(
-        [torch.arange(2 * size), torch.arange(3 * size, 4 * size), torch.arange(2 * size, 3 * size)]
-    ).to(x.device)
     bias = (cell.bias_ih + cell.bias_hh)[:, None]
-    weight = torch.cat([cell.weight_ih, cell.weight_hh, bias], dim=1)[order]
+    # torch's gate rows are input, forget, cell, output; the function's input, forget, output, cell.
+    i, f, g, o = torch.cat([cell.weight_ih, cell.weight_hh, bias], dim=1).split(cell.hidden_size)
+    weight = torch.cat([i, f, o, g])
     with torch.autocast(x.device.type, enabled=False):
         return _LSTMCellFunction.apply(x.to(h.dtype), h, c, weight.to(h.dtype))
 
