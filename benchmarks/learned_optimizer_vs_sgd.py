@@ -31,7 +31,8 @@ steps (``inner_steps``):
 ``difference`` is the learned rule with its tuned scale minus gradient
 descent with its tuned rate, the mean of per-episode differences (paired:
 the same episodes) with its 95% interval. ``--save FILE`` keeps the two
-states (joblib); ``--load FILE`` evaluates them again without training.
+states (joblib); ``--load FILE`` evaluates them again without training;
+``--points`` evaluates only some of them.
 
 Run (about 30 minutes on a 2-core machine for the meta-learner LSTM)::
 
@@ -200,6 +201,9 @@ def main():
     parser.add_argument("--scales", default="0.0625,0.125,0.25,0.5,1,2")
     parser.add_argument("--save", default=None, help="keep the states (joblib)")
     parser.add_argument("--load", default=None, help="evaluate saved states, no training")
+    parser.add_argument(
+        "--points", default=None, help="the states to evaluate, comma-separated (default: all)"
+    )
     parser.add_argument("--tune-episodes", type=int, default=100)
     parser.add_argument("--test-episodes", type=int, default=300)
     parser.add_argument("--random-state", type=int, default=0)
@@ -220,7 +224,11 @@ def main():
     if args.save:
         joblib.dump((points, minutes), args.save)
     results = {}
-    for point, state in points.items():
+    chosen = args.points.split(",") if args.points else list(points)
+    if set(chosen) - set(points):
+        parser.error(f"--points: the states are {', '.join(points)}; got {args.points}")
+    for point in chosen:
+        state = points[point]
         print(f"{point}:", flush=True)
         results[point] = compare(state, args, X_val, y_val, X_test, y_test, settings)
     out = {
