@@ -218,6 +218,12 @@ def main():
     if args.imitation_episodes % args.episodes_per_epoch or args.episodes % args.episodes_per_epoch:
         parser.error("--episodes and --imitation-episodes must be multiples of the epoch")
 
+    chosen = args.points.split(",") if args.points else ["imitation", "meta-trained"]
+    if set(chosen) - {"imitation", "meta-trained"}:  # before training, not after it
+        parser.error(f"--points: the states are imitation and meta-trained; got {args.points}")
+    if args.points and "imitation" in chosen and not args.load and not args.imitation_episodes:
+        parser.error("--points imitation: --imitation-episodes 0 leaves no imitation state")
+
     X_base, y_base, X_val, y_val, X_test, y_test = split(args.data_home, args.random_state)
     if args.load:
         points, minutes = joblib.load(args.load)
@@ -226,10 +232,9 @@ def main():
     if args.save:
         joblib.dump((points, minutes), args.save)
     results = {}
-    chosen = args.points.split(",") if args.points else list(points)
-    if set(chosen) - set(points):
-        parser.error(f"--points: the states are {', '.join(points)}; got {args.points}")
-    for point in chosen:
+    if args.points and set(chosen) - set(points):
+        parser.error(f"--points imitation: {args.load} has no imitation state")
+    for point in (p for p in chosen if p in points):
         state = points[point]
         print(f"{point}:", flush=True)
         results[point] = compare(state, args, X_val, y_val, X_test, y_test, settings)
