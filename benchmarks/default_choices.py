@@ -41,6 +41,13 @@ CANDIDATES = {
         "lr=0.001": ["--lr", "1e-3"],
         "lr=0.003": ["--lr", "3e-3"],
     },
+    **{
+        method: {
+            "5w1s15q": ["--train-way", "5", "--train-shot", "1", "--train-query", "15"],
+            "20w1s5q": ["--train-way", "20", "--train-shot", "1", "--train-query", "5"],
+        }
+        for method in ("anil", "metasgd", "maml")
+    },
 }
 SETTINGS = ((5, 1), (20, 1), (5, 5))
 

@@ -63,6 +63,25 @@ def test_benchmark_command_on_digits(tmp_path, capsys):
     assert clf.fit(X, [0, 0, 1, 1, 2, 2]).predict(X).shape == (6,)
 
 
+@pytest.mark.parametrize(
+    "method, flags, episodes",
+    [
+        ("maml", [], "20-way 1-shot 5-query"),  # MAMLLearner's default episodes
+        ("fomaml", [], "5-way 1-shot 15-query"),  # the first-order method's own
+        ("fomaml", ["--train-way", "6", "--train-query", "4"], "6-way 1-shot 4-query"),
+    ],
+)
+def test_training_episodes_are_the_method_defaults_unless_flags_set_them(
+    method, flags, episodes, capsys
+):
+    main(
+        ["benchmark", "--dataset", "digits", "--method", method, *flags]
+        + ["--episodes", "4", "--episodes-per-epoch", "4", "--test-episodes", "1"]
+        + ["--ways", "5", "--shots", "1", "--quiet", "--output", "none"]
+    )
+    assert f": 4 episodes of {episodes}," in capsys.readouterr().out
+
+
 def test_python_m_skfewshot_help():
     done = subprocess.run(
         [sys.executable, "-m", "skfewshot", "benchmark", "--help"],
@@ -739,6 +758,7 @@ def test_a_checkpoint_dir_of_other_settings_is_refused(tmp_path, capsys):
 
 TUNE = ["benchmark", "--dataset", "digits", "--method", "maml", "--ways", "5", "--quiet"]
 TUNE += ["--episodes", "4", "--episodes-per-epoch", "4", "--test-episodes", "3"]
+TUNE += ["--train-way", "5"]  # 16 base classes are left for training, fewer than MAML's 20 ways
 
 
 def test_tune_chooses_parameters_per_setting_on_held_out_classes(tmp_path, capsys):

@@ -6,7 +6,7 @@ import json
 import pytest
 from benchmark_scripts import load_script
 
-from skfewshot.meta import MatchingLearner, SiameseLearner
+from skfewshot.meta import ANILLearner, MAMLLearner, MatchingLearner, MetaSGDLearner, SiameseLearner
 from skfewshot.nn import RelationModule
 
 
@@ -53,5 +53,12 @@ def test_the_library_defaults_are_candidates_chosen_here(choices):
     assert f"aggregation={relation}" in choices.CANDIDATES["relation"]
     assert f"scale={MatchingLearner().scale:g}" in choices.CANDIDATES["matching"]
     assert f"lr={SiameseLearner().lr:g}" in choices.CANDIDATES["siamese"]
+    for method, learner in (
+        ("maml", MAMLLearner()),
+        ("anil", ANILLearner()),
+        ("metasgd", MetaSGDLearner()),
+    ):
+        episodes = f"{learner.n_way}w{learner.n_shot}s{learner.n_query}q"
+        assert episodes in choices.CANDIDATES[method]
     saved = json.loads(json.dumps(choices.CANDIDATES))  # plain data, for the JSON records
     assert saved == choices.CANDIDATES
