@@ -14,8 +14,10 @@ one timed fit of ``--episodes`` episodes. The current checkout and
 temporary folder and put first on ``PYTHONPATH``) are timed in turns over
 ``--rounds`` rounds; ``speedup`` is the median over rounds of the
 baseline's time per episode over this checkout's. ``--precision`` sets the
-learner's ``precision`` for this checkout (the baseline always runs in
-float32). Run on an otherwise idle machine::
+learner's ``precision`` and ``--compile`` its ``rule__compile=True`` (the
+LSTM's elementwise kernels made by ``torch.compile``, compiled during the
+warm-up) for this checkout; the baseline always runs in float32, uncompiled.
+Run on an otherwise idle machine::
 
     SKFEWSHOT_DATA=../shared/data python benchmarks/learned_optimizer_speed.py \\
         --baseline 36f4625 --out benchmarks/results/learned_optimizer_speed.json
@@ -43,13 +45,16 @@ from skfewshot.meta import LearnedOptimizerLearner
 import skfewshot
 import skfewshot.nn
 
-rule, episodes, precision, data_home = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rule, episodes, precision, data_home, compile = sys.argv[1:6]
+episodes = int(episodes)
 X, y = rotate_classes(
     *fetch_omniglot("background_small1", data_home=data_home or None, return_X_y=True)
 )
 options = dict(rule=getattr(skfewshot.nn, rule), max_epochs=1, random_state=0, verbose=0)
 if "imitation_episodes" in LearnedOptimizerLearner().get_params():
     options.update(imitation_episodes=0, precision=precision)
+if compile == "1":
+    options.update(rule__compile=True)
 LearnedOptimizerLearner(episodes_per_epoch=4, **options).fit(X, y)
 learner = LearnedOptimizerLearner(episodes_per_epoch=episodes, **options)
 start = time.perf_counter()
@@ -58,11 +63,20 @@ print((time.perf_counter() - start) / episodes, torch.get_num_threads(), skfewsh
 """
 
 
-def seconds_per_episode(source, rule, episodes, precision, data_home):
+def seconds_per_episode(source, rule, episodes, precision, data_home, compile=False):
     """Time one fit in a fresh process importing skfewshot from ``source``."""
     env = {**os.environ, "PYTHONPATH": source}
     out = subprocess.run(  # in ``source``, which ``python -c`` puts first on sys.path
-        [sys.executable, "-c", _CHILD, RULES[rule], str(episodes), precision, data_home or ""],
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            RULES[rule],
+            str(episodes),
+            precision,
+            data_home or "",
+            str(int(compile)),
+        ],
         env=env,
         cwd=source,
         capture_output=True,
@@ -91,6 +105,9 @@ def main():
     parser.add_argument("--episodes", type=int, default=8, help="timed episodes per fit")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument(
+        "--compile", action="store_true", help="rule__compile=True for this checkout"
+    )
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -104,12 +121,12 @@ def main():
         for rule in args.rules.split(","):
             times = {"baseline": [], "current": []}
             for _ in range(args.rounds):
-                for name, source, precision in (
-                    ("baseline", baseline, "float32"),
-                    ("current", ROOT, args.precision),
+                for name, source, precision, compile in (
+                    ("baseline", baseline, "float32", False),
+                    ("current", ROOT, args.precision, args.compile),
                 ):
                     seconds, threads = seconds_per_episode(
-                        source, rule, args.episodes, precision, data_home
+                        source, rule, args.episodes, precision, data_home, compile
                     )
                     times[name].append(seconds)
             ratios = np.array(times["baseline"]) / np.array(times["current"])
@@ -117,6 +134,7 @@ def main():
                 {
                     "rule": rule,
                     "precision": args.precision,
+                    "compile": args.compile,
                     "threads": threads,
                     "baseline_s_per_episode": times["baseline"],
                     "current_s_per_episode": times["current"],
@@ -124,7 +142,8 @@ def main():
                 }
             )
             print(
-                f"{rule} ({args.precision}, {threads} threads): "
+                f"{rule} ({args.precision}{', compiled' if args.compile else ''}, "
+                f"{threads} threads): "
                 f"{np.median(times['baseline']):.3f} s -> {np.median(times['current']):.3f} s "
                 f"per episode, {rows[-1]['speedup']:.2f}x",
                 flush=True,

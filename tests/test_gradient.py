@@ -213,16 +213,19 @@ def test_learned_rules_update_every_coordinate_and_receive_gradients(rule):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rule.parameters())
 
 
-def test_fused_lstm_cell_computes_what_nn_lstm_cell_computes():
-    # Values and every gradient, with and without a gradient for the cell state.
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_fused_lstm_cell_computes_what_nn_lstm_cell_computes(compile):
+    # Values and every gradient, with and without a gradient for the cell state and for
+    # the input, from both implementations of the elementwise part (in place, and fused
+    # by torch.compile).
     torch.manual_seed(0)
     cell = nn.LSTMCell(3, 5).double()
-    x, h, c = (torch.randn(7, k, dtype=torch.double, requires_grad=True) for k in (3, 5, 5))
-    inputs = [x, h, c, *cell.parameters()]
+    x_, h, c = (torch.randn(7, k, dtype=torch.double, requires_grad=True) for k in (3, 5, 5))
     weights = torch.randn(2, 7, 5, dtype=torch.double)
-    for use_c in (True, False):
+    for use_c, x in ((True, x_), (False, x_), (True, x_.detach())):
+        inputs = [x, h, c, *cell.parameters()][0 if x.requires_grad else 1 :]
         expected = cell(x, (h, c))
-        fused = [out.t() for out in lstm_cell(cell, x.t(), (h.t(), c.t()))]
+        fused = [out.t() for out in lstm_cell(cell, x.t(), (h.t(), c.t()), compile=compile)]
         for ours, theirs in zip(fused, expected):
             torch.testing.assert_close(ours, theirs)
 
@@ -233,6 +236,29 @@ def test_fused_lstm_cell_computes_what_nn_lstm_cell_computes():
             torch.autograd.grad(loss(fused), inputs), torch.autograd.grad(loss(expected), inputs)
         ):
             torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("rule_class", [LSTMOptimizer, MetaLearnerLSTM])
+def test_learned_rules_compiled_adapt_and_train_as_eager(rule_class, monkeypatch):
+    # rule(compile=True) reaches lstm_cell's compiled kernels, for the same adaptation
+    # and the same meta-gradient.
+    from skfewshot.nn import _adaptation
+
+    calls = []
+    kernels = _adaptation._compiled_kernels
+    monkeypatch.setattr(_adaptation, "_compiled_kernels", lambda: calls.append(1) or kernels())
+    support, ys, query, yq = _episode()
+    grads = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        rule = rule_class(compile=compile).double()
+        model = GradientAdaptation(_tiny_net(), rule, inner_steps=3, first_order=True)
+        params = model.adapt_to(support, ys)
+        F.cross_entropy(model.query_logits(params, support, query), yq).backward()
+        grads.append([p.grad for p in rule.parameters()])
+        assert bool(calls) == compile
+    for eager, compiled in zip(*grads):
+        torch.testing.assert_close(compiled, eager)
 
 
 def test_learned_rules_run_in_bfloat16_under_autocast():
