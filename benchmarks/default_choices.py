@@ -46,7 +46,7 @@ CANDIDATES = {
             "5w1s15q": ["--train-way", "5", "--train-shot", "1", "--train-query", "15"],
             "20w1s5q": ["--train-way", "20", "--train-shot", "1", "--train-query", "5"],
         }
-        for method in ("anil", "metasgd", "maml")
+        for method in ("anil", "metasgd", "maml", "fomaml")
     },
 }
 SETTINGS = ((5, 1), (20, 1), (5, 5))

@@ -6,6 +6,7 @@ import json
 import pytest
 from benchmark_scripts import load_script
 
+from skfewshot._cli._params import METHODS
 from skfewshot.meta import ANILLearner, MAMLLearner, MatchingLearner, MetaSGDLearner, SiameseLearner
 from skfewshot.nn import RelationModule
 
@@ -60,5 +61,9 @@ def test_the_library_defaults_are_candidates_chosen_here(choices):
     ):
         episodes = f"{learner.n_way}w{learner.n_shot}s{learner.n_query}q"
         assert episodes in choices.CANDIDATES[method]
+    # First-order MAML's episodes are the CLI's: MAMLLearner(first_order=True) keeps MAML's.
+    pinned = METHODS["fomaml"][1]
+    episodes = f"{pinned['n_way']}w{pinned['n_shot']}s{pinned['n_query']}q"
+    assert episodes in choices.CANDIDATES["fomaml"]
     saved = json.loads(json.dumps(choices.CANDIDATES))  # plain data, for the JSON records
     assert saved == choices.CANDIDATES
