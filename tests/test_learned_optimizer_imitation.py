@@ -1,9 +1,11 @@
 """The imitation phase of the learned optimizers: first gradient descent, then meta-training."""
 
+import joblib
 import numpy as np
 import pytest
 import torch
 from methods import MLP16, TINY, tiny_learner
+from sklearn.base import clone
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 from torch.func import functional_call
 from torch.nn import functional as F
@@ -231,3 +233,24 @@ def test_parameter_errors(base_novel, params, message):
     X_base, y_base, _, _ = base_novel
     with pytest.raises(ValueError, match=f"LearnedOptimizerLearner.*{message}"):
         _learner(**params).fit(X_base, y_base)
+
+
+@pytest.mark.parametrize("name", list(RULES), ids=list(RULES))
+def test_compiled_rule_trains_as_eager_and_round_trips(base_novel, name, tmp_path):
+    # rule__compile=True through the public API: the same training (up to rounding), a
+    # clone that keeps it, and a fitted learner that pickles and classifies.
+    X_base, y_base, X_novel, y_novel = base_novel
+    eager = _weights(_learner(name, imitation_episodes=3).fit(X_base, y_base).module_)
+    learner = _learner(name, imitation_episodes=3, rule__compile=True)
+    assert clone(learner).get_params()["rule__compile"] is True
+    learner.fit(X_base, y_base)
+    assert learner.rule_.compile is True
+    compiled = _weights(learner.module_)
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-4)
+    joblib.dump(learner, tmp_path / "learner.joblib")
+    loaded = joblib.load(tmp_path / "learner.joblib")
+    assert loaded.rule_.compile is True
+    support = np.concatenate([np.flatnonzero(y_novel == c)[:2] for c in np.unique(y_novel)[:3]])
+    classifier = loaded.to_classifier().fit(X_novel[support], y_novel[support])
+    assert set(classifier.predict(X_novel[:5])) <= set(y_novel[support])
