@@ -26,6 +26,7 @@ before it is meta-trained. They know nothing of scikit-learn.
 """
 
 import contextlib
+import functools
 import math
 
 import torch
@@ -316,14 +317,10 @@ def _fused_backward(grad_h, grad_c, gates, c, tanh_c):
     return grad_gates, grad_c_next * f
 
 
-_COMPILED = []
-
-
+@functools.cache
 def _compiled_kernels():
     """``torch.compile`` of the fused pair, made on first use."""
-    if not _COMPILED:
-        _COMPILED.extend([torch.compile(_fused_forward), torch.compile(_fused_backward)])
-    return tuple(_COMPILED)
+    return torch.compile(_fused_forward), torch.compile(_fused_backward)
 
 
 class _LSTMCellFunction(torch.autograd.Function):
