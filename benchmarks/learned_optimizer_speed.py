@@ -33,9 +33,10 @@ import tempfile
 
 import numpy as np
 
+from skfewshot._cli._params import LEARNED_RULES
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-RULES = {"lstm-optimizer": "LSTMOptimizer", "meta-lstm": "MetaLearnerLSTM"}
 
 _CHILD = """
 import sys, time
@@ -71,7 +72,7 @@ def seconds_per_episode(source, rule, episodes, precision, data_home, compile=Fa
             sys.executable,
             "-c",
             _CHILD,
-            RULES[rule],
+            LEARNED_RULES[rule],
             str(episodes),
             precision,
             data_home or "",

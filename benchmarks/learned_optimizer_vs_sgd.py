@@ -53,7 +53,7 @@ import joblib
 import numpy as np
 from skorch.callbacks import Callback, LRScheduler
 
-RULES = {"lstm-optimizer": "LSTMOptimizer", "meta-lstm": "MetaLearnerLSTM"}
+from skfewshot._cli._params import LEARNED_RULES
 
 
 def split(data_home, random_state):
@@ -170,7 +170,7 @@ def train(args, X_base, y_base):
     n_epochs = args.episodes // args.episodes_per_epoch
     snapshot = _Snapshot(args.imitation_episodes // args.episodes_per_epoch)
     learner = LearnedOptimizerLearner(
-        rule=getattr(skfewshot.nn, RULES[args.rule]),
+        rule=getattr(skfewshot.nn, LEARNED_RULES[args.rule]),
         inner_steps=args.inner_steps,
         imitation_episodes=args.imitation_episodes,
         imitation_inner_lr=args.imitation_inner_lr,
@@ -192,7 +192,7 @@ def train(args, X_base, y_base):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rule", default="meta-lstm", choices=sorted(RULES))
+    parser.add_argument("--rule", default="meta-lstm", choices=sorted(LEARNED_RULES))
     parser.add_argument("--episodes", type=int, default=3000, help="meta-training, in all")
     parser.add_argument("--imitation-episodes", type=int, default=1000)
     parser.add_argument("--imitation-inner-lr", type=float, default=0.4)

@@ -28,13 +28,17 @@ METHODS = {
     "anil": ("ANILLearner", {}),
     "metasgd": ("MetaSGDLearner", {}),
     "reptile": ("ReptileLearner", {}),
-    "meta-lstm": ("LearnedOptimizerLearner", {}),
+    "meta-lstm": ("LearnedOptimizerLearner", {"rule": "MetaLearnerLSTM"}),
     "lstm-optimizer": ("LearnedOptimizerLearner", {"rule": "LSTMOptimizer"}),
     "mann": ("MANNLearner", {}),
     "snail": ("SNAILLearner", {}),
     "in-context": ("InContextLearner", {}),
     "pretraining": ("PretrainingLearner", {}),
 }
+
+
+#: The learned optimizers' --method -> their rule's class name in skfewshot.nn.
+LEARNED_RULES = {m: p["rule"] for m, (c, p) in METHODS.items() if c == "LearnedOptimizerLearner"}
 
 
 #: Learner parameters given as a class name of skfewshot.nn (or skfewshot.datasets) in --param.
