@@ -1,5 +1,7 @@
 """The imitation phase of the learned optimizers: first gradient descent, then meta-training."""
 
+import warnings
+
 import joblib
 import numpy as np
 import pytest
@@ -84,6 +86,26 @@ def test_the_imitation_loss_trains_the_rule_only(rule):
     torch.testing.assert_close(same, loss)
     with pytest.raises(ValueError, match="needs at least one inner step"):
         model.imitation_loss(support, labels, 0.3, inner_steps=0)
+
+
+@pytest.mark.parametrize("rule", list(RULES.values()), ids=list(RULES))
+def test_steps_with_nothing_to_imitate_are_left_out(rule):
+    # One shot from the prototype head: each prototype is its support sample and, with
+    # embeddings far apart, the support loss and its gradients are 0. Gradient descent stands
+    # still: no ratio to a zero step (it once made the loss 1e30).
+    support, labels = _episode(n_shot=1)
+    net = _tiny_net()[0]
+    with torch.no_grad():
+        net.weight.mul_(1000)
+    torch.manual_seed(0)
+    model = GradientAdaptation(net, rule().double(), inner_steps=3, head_init="prototypes")
+    loss, _ = model.imitation_loss(support, labels, 0.3)
+    assert loss.item() == 0.0
+    loss.backward()  # still differentiable: a meta-batch mixing such episodes trains alike
+    assert all(p.grad is not None for p in model.rule.parameters())
+    # Two shots: something to imitate, every step counted.
+    support, labels = _episode(n_shot=2)
+    assert model.imitation_loss(support, labels, 0.3)[0].item() > 0.5
 
 
 # -- the learner ---------------------------------------------------------------------------
@@ -233,6 +255,17 @@ def test_parameter_errors(base_novel, params, message):
     X_base, y_base, _, _ = base_novel
     with pytest.raises(ValueError, match=f"LearnedOptimizerLearner.*{message}"):
         _learner(**params).fit(X_base, y_base)
+
+
+def test_imitation_with_nothing_to_imitate_warns(base_novel):
+    X_base, y_base, _, _ = base_novel
+    one_shot = {"head_init": "prototypes", "n_shot": 1, "max_epochs": 1}
+    with pytest.warns(UserWarning, match="no gradient step to imitate.*imitation_episodes=0"):
+        _learner(**one_shot, imitation_episodes=3).fit(X_base, y_base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _learner(**one_shot, imitation_episodes=0).fit(X_base, y_base)
+        _learner(head_init="prototypes", max_epochs=1, imitation_episodes=3).fit(X_base, y_base)
 
 
 @pytest.mark.parametrize("name", list(RULES), ids=list(RULES))

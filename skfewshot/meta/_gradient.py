@@ -1,5 +1,7 @@
 """Gradient-based meta-learners: MAML (both orders), ANIL, Meta-SGD, Reptile, learned optimizers."""
 
+import warnings
+
 import torch
 
 from .._gradient import (
@@ -341,7 +343,9 @@ class LearnedOptimizerLearner(GradientLearner):
         Treat the optimizee's gradients as constants.
     imitation_episodes : int, default=1000
         Training episodes of the imitation phase; 0 meta-trains the rule
-        from its random initialisation.
+        from its random initialisation (do so with ``head_init="prototypes"``
+        and one-shot training episodes: the support loss is then 0, and
+        there is no gradient step to imitate).
     imitation_inner_lr : float, default=0.4
         The rate ``alpha`` of the gradient descent the rule imitates (the
         ``inner_lr`` that :class:`MAMLLearner` defaults to).
@@ -399,6 +403,15 @@ class LearnedOptimizerLearner(GradientLearner):
                 f"{type(self).__name__}: imitation_episodes={self.imitation_episodes} needs "
                 "inner_steps >= 1 (the imitation compares the rule's inner steps with "
                 "gradient steps), got inner_steps=0; set imitation_episodes=0."
+            )
+        if self.imitation_episodes > 0 and self.head_init == "prototypes" and self.n_shot == 1:
+            warnings.warn(
+                f"{type(self).__name__}: with head_init='prototypes' and n_shot=1 the support "
+                "loss is 0 (each prototype is its class's support sample), so the imitation "
+                f"phase has no gradient step to imitate and its {self.imitation_episodes} "
+                "episodes train nothing; set imitation_episodes=0.",
+                UserWarning,
+                stacklevel=3,
             )
 
     def _imitated_episodes(self):

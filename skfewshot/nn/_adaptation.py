@@ -870,6 +870,13 @@ class GradientAdaptation(nn.Module):
         gradients and the targets are constants: the loss trains the rule's
         weights only, never the encoder's initialisation.
 
+        A step whose target is below the tensors' floating-point resolution
+        (``|lr g| <= eps |theta|``, ``eps`` of their type) has nothing to
+        imitate: gradient descent would not change them. Such steps are left
+        out of the average (an episode of none but them has loss 0). They
+        come from a support loss of zero, as one shot from the prototype
+        head gives: each class's prototype is its support sample.
+
         Parameters
         ----------
         support : torch.Tensor of shape (n_support, ...)
@@ -900,7 +907,7 @@ class GradientAdaptation(nn.Module):
         params = {k: v.detach() for k, v in params.items()}
         z = z.detach() if self.adapt == "head" else None  # the whole network: embed at each step
         state = self.rule.init_state(params)
-        losses = []
+        losses, counted = [], 0
         for _ in range(inner_steps):
             with torch.enable_grad():
                 grads, loss = self._support_gradients(
@@ -915,9 +922,14 @@ class GradientAdaptation(nn.Module):
             updated, state = self.rule(params, grads, loss.detach(), state)
             error = sum(((updated[k] - p) - steps[k]).pow(2).sum() for k, p in params.items())
             target = sum(step.pow(2).sum() for step in steps.values())
-            losses.append(error / target.clamp_min(torch.finfo(target.dtype).tiny))
+            norm = sum(params[k].pow(2).sum() for k in steps)
+            if target > torch.finfo(target.dtype).eps ** 2 * norm:
+                losses.append(error / target.clamp_min(torch.finfo(target.dtype).tiny))
+                counted += 1
+            else:  # nothing to imitate (kept in the graph: every episode trains the same tensors)
+                losses.append(error * 0)
             params = {k: p + steps[k] for k, p in params.items()}
-        return torch.stack(losses).mean(), params
+        return torch.stack(losses).sum() / max(counted, 1), params
 
     def forward(self, support, support_labels, query, imitation_inner_lr=None):
         """Query logits after adapting to the support set (see :meth:`adapt_to`).
