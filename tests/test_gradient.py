@@ -29,6 +29,7 @@ from skfewshot.nn import (
     batch_statistics_from,
     lstm_cell,
 )
+from skfewshot.nn._convolution import fast_second_derivatives
 
 # scikit-learn's checks run over these in test_common.py.
 ESTIMATORS = [
@@ -107,10 +108,30 @@ def test_second_order_gradient_matches_an_independent_autograd_computation():
     )
 
 
+def _tiny_conv_net(seed=0):
+    """Conv4's block in small: convolution, batch norm, max-pooling, ReLU."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten()
+    ).double()
+
+
+def _image_episode(n_way=3, n_shot=2, n_query=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    support = torch.randn(n_way * n_shot, 1, 4, 4, generator=g, dtype=torch.float64)
+    query = torch.randn(n_way * n_query, 1, 4, 4, generator=g, dtype=torch.float64)
+    return (support, torch.arange(n_way).repeat(n_shot), query, torch.arange(n_way).repeat(n_query))
+
+
 @pytest.mark.parametrize("head_init", ["zero", "prototypes"])
-def test_second_order_gradient_matches_finite_differences(head_init):
-    episode = _episode()
-    net = _tiny_net()
+@pytest.mark.parametrize(
+    "net, episode",
+    [(_tiny_net, _episode), (_tiny_conv_net, _image_episode)],
+    ids=["mlp", "conv-batch-norm"],
+)
+def test_second_order_gradient_matches_finite_differences(head_init, net, episode):
+    episode = episode()
+    net = net()
     second = _meta_gradient(net, episode, head_init=head_init)
     first = _meta_gradient(net, episode, head_init=head_init, first_order=True)
     direction = torch.randn(
@@ -312,6 +333,45 @@ def test_learned_rule_steps_scale_like_a_learning_rate():
         learned = LearnedOptimizerClassifier(net, rule, lr_scale=scale, inner_steps=3).fit(X, ys)
         sgd = MAMLClassifier(net, inner_lr=scale * alpha, inner_steps=3).fit(X, ys)
         np.testing.assert_allclose(learned.predict_proba(Xq), sgd.predict_proba(Xq), atol=1e-5)
+
+
+def _exact_derivatives(net, inputs, context):
+    """Whether ``net``'s first and second derivatives, computed in ``context``, are exact."""
+    names = [name for name, _ in net.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in net.parameters()]
+
+    def forward(x, *params):
+        with context():
+            return torch.func.functional_call(net, dict(zip(names, params)), (x,))
+
+    arguments = (inputs.requires_grad_(), *params)
+    return torch.autograd.gradcheck(forward, arguments) and torch.autograd.gradgradcheck(
+        forward, arguments
+    )
+
+
+@pytest.mark.parametrize("rows", [None, 3])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_statistics_from_the_first_rows_have_exact_second_derivatives(rows, affine):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3, affine=affine)).double()
+    x = torch.randn(5, 2, 4, 4, dtype=torch.float64)
+    assert _exact_derivatives(net, x, lambda: batch_statistics_from(net, rows))
+    flat = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    assert _exact_derivatives(
+        flat, torch.randn(6, 3, dtype=torch.float64), lambda: batch_statistics_from(flat, rows)
+    )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"padding": 1}, {"stride": 2}, {"dilation": 2, "groups": 2}, {"padding": 1, "bias": False}],
+)
+def test_convolutions_keep_exact_second_derivatives_on_the_fast_kernels(options):
+    torch.manual_seed(0)
+    net = nn.Conv2d(2, 4, 3, **options).double()
+    x = torch.randn(3, 2, 7, 7, dtype=torch.float64)
+    assert _exact_derivatives(net, x, fast_second_derivatives)
 
 
 def test_batch_statistics_come_from_the_first_rows_only():

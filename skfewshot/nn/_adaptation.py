@@ -34,9 +34,10 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.func import functional_call
 from torch.nn import functional as F
-from torch.overrides import TorchFunctionMode
 
 from .._param_validation import Boolean, Integer, Options, Positive, validate_params
+from ._batch_norm import batch_statistics_from
+from ._convolution import fast_second_derivatives
 from ._episode import n_classes
 
 HEAD_INITS = ("zero", "prototypes")
@@ -53,103 +54,6 @@ ADAPTATION_CONSTRAINTS = {
     "head_init": Options(*HEAD_INITS),
     "transductive": Boolean(),
 }
-
-
-# -- batch normalisation from the support set ------------------------------------------------
-
-
-@contextlib.contextmanager
-def batch_statistics_from(module, n=None, *, statistics=None):
-    """Normalise every batch-norm layer's input with the statistics of its first ``n`` rows.
-
-    Inside the block, each :class:`torch.nn.modules.batch_norm._BatchNorm` of
-    ``module`` normalises its whole input with the mean and (biased)
-    variance of the first ``n`` samples, computed in the autograd graph
-    like training-mode batch norm, and never reads or updates the running
-    statistics. With the support set first, the queries are normalised with
-    the support set's statistics (MetaBN in Bronskill et al. 2020,
-    "TaskNorm"): each query's output depends on the support set and on
-    itself only. The layers are put in evaluation mode for the block, so
-    they have no side effects, and their calls to
-    :func:`torch.nn.functional.batch_norm` are computed by a
-    :class:`~torch.overrides.TorchFunctionMode` instead: nothing is computed
-    twice. The normalisation ``(x - mean) * (weight / sqrt(var + eps)) +
-    bias`` reuses ``x - mean`` for the variance (two passes, more accurate
-    than ``E[x^2] - mean^2`` and faster than Welford's update on CPUs).
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The network whose batch-norm layers are redirected.
-    n : int or None, default=None
-        The statistics come from the first ``n`` rows of each layer's input
-        (None: all rows). Ignored for layers found in ``statistics``.
-    statistics : dict or None, default=None
-        Per-layer ``(mean, var)``, keyed by the order of the batch-norm
-        calls in a forward pass (0, 1, ...). A layer found there uses them
-        instead of its input's (e.g. the support set's, recorded earlier, to
-        normalise queries alone); a layer not found there computes its
-        statistics and stores them in it. None: compute and keep nothing.
-        Use one dictionary per forward pass.
-
-    Yields
-    ------
-    statistics : dict
-        The per-layer statistics used in the block.
-    """
-    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    modes = [layer.training for layer in layers]
-    statistics = {} if statistics is None else statistics
-    try:
-        for layer in layers:
-            layer.eval()
-        if layers:
-            with _RowStatisticsBatchNorm(n, statistics):
-                yield statistics
-        else:
-            yield statistics
-    finally:
-        for layer, mode in zip(layers, modes):
-            layer.train(mode)
-
-
-def _batch_norm_arguments(
-    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
-):
-    return input, weight, bias, eps
-
-
-class _RowStatisticsBatchNorm(TorchFunctionMode):
-    """Computes each :func:`torch.nn.functional.batch_norm` call from the first rows' statistics."""
-
-    def __init__(self, n, statistics):
-        super().__init__()
-        self.n = n
-        self.statistics = statistics
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is not F.batch_norm:
-            return func(*args, **kwargs)
-        x, weight, bias, eps = _batch_norm_arguments(*args, **kwargs)
-        index, self.calls = self.calls, self.calls + 1
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        if index in self.statistics:
-            mean, var = self.statistics[index]
-        else:
-            dims = [0, *range(2, x.dim())]
-            rows = x if self.n is None else x[: self.n]
-            var, mean = torch.var_mean(rows, dims, correction=0, keepdim=True)
-            self.statistics[index] = (mean, var)
-        scale = torch.rsqrt(var + eps)
-        if weight is not None:
-            scale = scale * weight.reshape(shape)
-        shift = -mean * scale
-        if bias is not None:
-            shift = shift + bias.reshape(shape)
-        # One pass over x: x * scale + shift, for (x - mean) * scale + bias.
-        return torch.addcmul(shift, x, scale)
 
 
 # -- update rules -----------------------------------------------------------------------------
@@ -678,7 +582,13 @@ class GradientAdaptation(nn.Module):
         encoder_params = {
             name[len("encoder.") :]: p for name, p in params.items() if name.startswith("encoder.")
         }
-        with batch_statistics_from(self.encoder, n_stats, statistics=statistics):
+        second_order = torch.is_grad_enabled() and not (
+            self.first_order or self.always_first_order or self.adapt == "head"
+        )
+        with (
+            batch_statistics_from(self.encoder, n_stats, statistics=statistics),
+            fast_second_derivatives() if second_order else contextlib.nullcontext(),
+        ):
             z = functional_call(self.encoder, encoder_params, (x,), strict=False)
         return z.flatten(1)
 
@@ -826,6 +736,19 @@ class GradientAdaptation(nn.Module):
                 params = {**params, **{k: _strided_like(v, params[k]) for k, v in updated.items()}}
         return params
 
+    def _keeps_encoder(self, inner_steps=None):
+        """Whether :meth:`adapt_to` ends with the encoder's initial weights."""
+        inner_steps = self.inner_steps if inner_steps is None else inner_steps
+        return (
+            self.adapt == "head"
+            or inner_steps == 0
+            or (
+                inner_steps == 1
+                and self.head_init == "zero"
+                and getattr(self.rule, "zero_gradient_is_identity", False)
+            )
+        )
+
     def support_statistics(self, params, support):
         """The batch-norm statistics of the support set under adapted tensors.
 
@@ -943,7 +866,8 @@ class GradientAdaptation(nn.Module):
             loss, params = self.imitation_loss(support, support_labels, imitation_inner_lr)
             with torch.no_grad():
                 return self.query_logits(params, support, query), loss
-        statistics = None if self.transductive else {}
+        # The support set's first pass keeps its statistics where they will score the queries.
+        statistics = {} if not self.transductive and self._keeps_encoder() else None
         params = self.adapt_to(support, support_labels, statistics=statistics)
         unadapted = all(
             params.get(f"encoder.{name}", p) is p for name, p in self.encoder.named_parameters()
