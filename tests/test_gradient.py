@@ -29,7 +29,7 @@ from skfewshot.nn import (
     batch_statistics_from,
     lstm_cell,
 )
-from skfewshot.nn._convolution import fast_second_derivatives
+from skfewshot.nn._fast_derivatives import fast_second_derivatives
 
 # scikit-learn's checks run over these in test_common.py.
 ESTIMATORS = [
@@ -372,6 +372,26 @@ def test_convolutions_keep_exact_second_derivatives_on_the_fast_kernels(options)
     net = nn.Conv2d(2, 4, 3, **options).double()
     x = torch.randn(3, 2, 7, 7, dtype=torch.float64)
     assert _exact_derivatives(net, x, fast_second_derivatives)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"kernel_size": 2},
+        {"kernel_size": 2, "ceil_mode": True},
+        {"kernel_size": 3, "stride": 3, "padding": 1},
+        {"kernel_size": 3, "stride": 1},  # overlapping windows: torch's own
+    ],
+)
+def test_max_pooling_keeps_exact_second_derivatives_from_its_indices(options):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.MaxPool2d(**options), nn.ReLU()).double()
+    x = torch.randn(3, 2, 9, 9, dtype=torch.float64)
+    assert _exact_derivatives(net, x, fast_second_derivatives)
+    with fast_second_derivatives():
+        y = net(x)
+    pooling = y.grad_fn.next_functions[0][0]
+    assert (type(pooling).__name__ == "MaxPool2dBackward") == (options.get("stride") != 1)
 
 
 def test_batch_statistics_come_from_the_first_rows_only():

@@ -37,8 +37,8 @@ from torch.nn import functional as F
 
 from .._param_validation import Boolean, Integer, Options, Positive, validate_params
 from ._batch_norm import batch_statistics_from
-from ._convolution import fast_second_derivatives
 from ._episode import n_classes
+from ._fast_derivatives import fast_second_derivatives
 
 HEAD_INITS = ("zero", "prototypes")
 _HEAD = ("head.weight", "head.bias")

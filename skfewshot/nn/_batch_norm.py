@@ -141,13 +141,30 @@ class _RowStatisticsBatchNorm(TorchFunctionMode):
         return torch.addcmul(shift, x, scale)
 
 
+def _channel_sums(g, x, mean):
+    """Per channel, ``sum(g)`` and ``sum(g * (x - mean))``: one fused pass, no temporaries.
+
+    These are the two reductions of batch norm's backward, which computes
+    them with unit variance and no input gradient.
+    """
+    ones = torch.ones_like(mean)
+    mask = [False, True, True]
+    _, dot, total = torch.ops.aten.native_batch_norm_backward(
+        g, x, None, mean, ones, None, None, False, 0.0, mask
+    )
+    return total, dot
+
+
 # The normalisation of every row of x with the statistics of its first n rows S (m values per
 # channel there), per channel:
 #     y = s (x - mu) + beta,   s = gamma k,   k = (var + eps)^(-1/2),
 # with mu and var the mean and the biased variance over S. With G = sum(gy) and
 # A = sum(gy (x - mu)) over all rows, its backward is
 #     gbeta = G,   ggamma = k A,   gx = s gy + [S] (-s G / m - s k^2 A (x - mu) / m),
-# where [S] restricts a term to the rows of S.
+# where [S] restricts a term to the rows of S. Per-channel tensors have shape (C,); torch's
+# batch-norm kernels compute the passes over x: the normalisation, G and A with s gy (the
+# evaluation-mode backward, for the statistics' rows given), or all three terms when S holds
+# every row (the training-mode backward).
 
 
 class _RowBatchNorm(torch.autograd.Function):
@@ -155,44 +172,55 @@ class _RowBatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, n, eps):
-        dims, shape = _layout(x)
-        mean = x[:n].mean(dims, keepdim=True)
-        centered = x - mean
-        rows = centered[:n]
-        k = torch.rsqrt((rows * rows).mean(dims, keepdim=True) + eps)
-        scale = k * weight.reshape(shape)
-        ctx.save_for_backward(x, weight, centered, k)
-        ctx.n = n
-        return torch.addcmul(bias.reshape(shape), centered, scale)
+        if n >= x.shape[0]:
+            y, mean, k = torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, eps)
+            var = None
+        else:
+            dims, _ = _layout(x)
+            mean, var = (v.reshape(-1) for v in _mean_var(x[:n], dims))
+            y = torch.native_batch_norm(x, weight, bias, mean, var, False, 0.0, eps)[0]
+            k = torch.rsqrt(var + eps)
+        ctx.save_for_backward(x, weight, mean, k)
+        ctx.n, ctx.eps, ctx.var = n, eps, var
+        return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, weight, centered, k = ctx.saved_tensors
-        gx, gweight, gbias = _RowBatchNormBackward.apply(gy, x, weight, centered, k, ctx.n)
+        x, weight, mean, k = ctx.saved_tensors
+        gx, gweight, gbias = _RowBatchNormBackward.apply(
+            gy, x, weight, mean, k, ctx.var, ctx.n, ctx.eps
+        )
         return gx, gweight, gbias, None, None
 
 
 class _RowBatchNormBackward(torch.autograd.Function):
     """The backward of :class:`_RowBatchNorm` as a function of ``(gy, x, weight)``.
 
-    It reads ``x`` through ``x - mean`` and ``k``, functions of ``x`` saved by
-    the forward: its own backward (the second derivatives) differentiates
-    them as such.
+    It reads ``x`` also through ``mean`` and ``k``, functions of ``x``
+    computed by the forward: its own backward (the second derivatives)
+    differentiates them as such.
     """
 
     @staticmethod
-    def forward(ctx, gy, x, weight, centered, k, n):
-        dims, shape = _layout(centered)
-        m = centered[:n].numel() // centered.shape[1]
-        total = gy.sum(dims, keepdim=True)  # G
-        gx = gy * centered
-        moment = gx.sum(dims, keepdim=True)  # A
-        s = k * weight.reshape(shape)
-        torch.mul(gy, s, out=gx)
-        gx[:n].addcmul_(centered[:n], -s * k * k * moment / m).sub_(s * total / m)
-        ctx.save_for_backward(gy, centered, weight, k)
+    def forward(ctx, gy, x, weight, mean, k, var, n, eps):
+        _, shape = _layout(x)
+        m = n * (x[0].numel() // x.shape[1])
+        mask = [True, True, True]
+        if var is None:  # statistics of every row
+            gx, gweight, gbias = torch.ops.aten.native_batch_norm_backward(
+                gy, x, weight, None, None, mean, k, True, eps, mask
+            )
+        else:
+            gx, gweight, gbias = torch.ops.aten.native_batch_norm_backward(
+                gy, x, weight, mean, var, None, None, False, eps, mask
+            )
+            s = k * weight
+            slope = -s * k * gweight / m  # -s k^2 A / m
+            offset = -s * gbias / m - slope * mean
+            gx[:n].addcmul_(x[:n], slope.reshape(shape)).add_(offset.reshape(shape))
+        ctx.save_for_backward(gy, x, weight, mean, k, gbias.clone(), gweight / k)
         ctx.n, ctx.m = n, m
-        return gx, (k * moment).reshape(-1), total.reshape(-1)
+        return gx, gweight, gbias
 
     @staticmethod
     @once_differentiable
@@ -203,38 +231,38 @@ class _RowBatchNormBackward(torch.autograd.Function):
         #   L2 = s T - s G P / m - s k^2 A Q / m + c_gamma k A + c_beta G,
         # a function of gy through G, A and T, of gamma through s, and of x through k, mu
         # (dmu/dx = [S] / m, dk/dx = -[S] k^3 (x - mu) / m), A and Q.
-        gy, centered, weight, k = ctx.saved_tensors
+        gy, x, gamma, mean, k, total, moment = ctx.saved_tensors
         n, m = ctx.n, ctx.m
-        dims, shape = _layout(centered)
-        gamma = weight.reshape(shape)
+        _, shape = _layout(x)
         s = k * gamma
         zero = torch.zeros_like(k)
-        total = gy.sum(dims, keepdim=True)  # G
-        product = gy * centered
-        moment = product.sum(dims, keepdim=True)  # A
         if ggx is None:
             p = q = t = zero
         else:
-            p = ggx[:n].sum(dims, keepdim=True)
-            q = torch.mul(ggx[:n], centered[:n], out=product[:n]).sum(dims, keepdim=True)
-            t = torch.mul(ggx, gy, out=product).sum(dims, keepdim=True)
-        c_gamma = zero if ggweight is None else ggweight.reshape(shape)
-        c_beta = zero if ggbias is None else ggbias.reshape(shape)
+            p, q = _channel_sums(ggx[:n], x[:n], mean)
+            t = _channel_sums(ggx, gy, zero)[1]
+        c_gamma = zero if ggweight is None else ggweight
+        c_beta = zero if ggbias is None else ggbias
         k3 = k * k * k
         d_moment = c_gamma * k - gamma * k3 * q / m  # dL2/dA
         d_q = -gamma * k3 * moment / m  # dL2/dQ
         d_k = gamma * (t - total * p / m - 3 * k * k * moment * q / m) + c_gamma * moment
         d_gy = d_x = d_weight = None
         if ctx.needs_input_grad[0]:
-            d_gy = torch.addcmul(c_beta - s * p / m, centered, d_moment)
+            # ggx s + (x - mu) dL2/dA + c_beta - s P / m
+            offset = c_beta - s * p / m - mean * d_moment
+            d_gy = torch.addcmul(offset.reshape(shape), x, d_moment.reshape(shape))
             if ggx is not None:
-                d_gy.addcmul_(ggx, s)
+                d_gy.addcmul_(ggx, s.reshape(shape))
         if ctx.needs_input_grad[1]:
-            d_x = torch.mul(gy, d_moment, out=product)
-            rows = d_x[:n].addcmul_(centered[:n], -d_k * k3 / m)
-            rows.sub_((d_moment * total + d_q * p) / m)
+            # gy dL2/dA; over S, + ggx dL2/dQ
+            # - (x - mu) k^3 dL2/dk / m - (dL2/dA G + dL2/dQ P) / m
+            d_x = gy * d_moment.reshape(shape)
+            slope = -d_k * k3 / m
+            offset = -(d_moment * total + d_q * p) / m - slope * mean
+            rows = d_x[:n].addcmul_(x[:n], slope.reshape(shape)).add_(offset.reshape(shape))
             if ggx is not None:
-                rows.addcmul_(ggx[:n], d_q)
+                rows.addcmul_(ggx[:n], d_q.reshape(shape))
         if ctx.needs_input_grad[2]:
-            d_weight = (k * (t - total * p / m - k * k * moment * q / m)).reshape(-1)
-        return d_gy, d_x, d_weight, None, None, None
+            d_weight = k * (t - total * p / m - k * k * moment * q / m)
+        return d_gy, d_x, d_weight, None, None, None, None, None

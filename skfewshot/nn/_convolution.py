@@ -5,7 +5,7 @@ meta-gradient does) with, for the weight term, a convolution over the
 transposed batch whose kernel is the size of the feature map: a slow kernel
 on CPUs, after copies into that layout. Inside
 :class:`fast_second_derivatives`, :func:`torch.nn.functional.conv2d` is one
-autograd node (:class:`_Conv2d`) whose backward is another
+autograd node (:class:`Conv2d`) whose backward is another
 (:class:`_Conv2dBackward`), and the derivatives of that backward are
 written with the three kernels every convolution has: the forward, the
 input gradient and the weight gradient.
@@ -14,39 +14,14 @@ input gradient and the weight gradient.
 import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
-from torch.overrides import TorchFunctionMode
-
-from ._batch_norm import _autocast_enabled
-
-
-class fast_second_derivatives(TorchFunctionMode):  # noqa: N801  (a context, named as one)
-    """Compute the block's 2-D convolutions with :class:`_Conv2d`.
-
-    The values and derivatives are torch's; only the way second
-    derivatives are computed changes. Convolutions under autocast, with a
-    padding given by name, or of an input that is not a 4-D batch keep
-    torch's own.
-    """
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.conv2d:
-            arguments = _conv2d_arguments(*args, **kwargs)
-            x, padding = arguments[0], arguments[4]
-            if (
-                x.dim() == 4
-                and not isinstance(padding, str)
-                and not _autocast_enabled(x.device.type)
-            ):
-                return _Conv2d.apply(*arguments)
-        return func(*args, **kwargs)
 
 
 def _pair(value):
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def _conv2d_arguments(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_arguments(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """The arguments of :func:`torch.nn.functional.conv2d`, as :class:`Conv2d` takes them."""
     padding = padding if isinstance(padding, str) else _pair(padding)
     return input, weight, bias, _pair(stride), padding, _pair(dilation), groups
 
@@ -60,7 +35,7 @@ def _convolution_backward(grad, x, weight, conv, mask, bias=False):
     )
 
 
-class _Conv2d(torch.autograd.Function):
+class Conv2d(torch.autograd.Function):
     """:func:`torch.nn.functional.conv2d` with :class:`_Conv2dBackward` as its backward."""
 
     @staticmethod
@@ -88,8 +63,12 @@ class _Conv2dBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, grad, x, weight, conv, input_grad, weight_grad, bias_grad):
-        ctx.conv = conv
-        ctx.save_for_backward(grad, x, weight)
+        ctx.conv, ctx.shape = conv, grad.shape
+        # grad is read by the derivatives of the input gradient with respect to weight and of
+        # the weight gradient with respect to x only: a first layer's (x, the data) needs none.
+        x_wants, weight_wants = ctx.needs_input_grad[1:3]
+        wanted = (input_grad and weight_wants) or (weight_grad and x_wants)
+        ctx.save_for_backward(grad if wanted else None, x, weight)
         mask = (input_grad, weight_grad, bias_grad)
         return _convolution_backward(grad, x, weight, conv, mask, bias=bias_grad)
 
@@ -108,10 +87,10 @@ class _Conv2dBackward(torch.autograd.Function):
             if g_bias is not None:
                 terms.append(g_bias.reshape(1, -1, 1, 1))
             if terms:
-                d_grad = terms[0]
+                d_grad = terms[0]  # a new tensor, of grad's shape unless the bias term alone
                 for term in terms[1:]:
-                    d_grad = d_grad + term
-                d_grad = d_grad.expand_as(grad)  # a broadcast bias term alone
+                    d_grad = d_grad.add_(term)
+                d_grad = d_grad.expand(ctx.shape)
         if ctx.needs_input_grad[1] and g_weight is not None:
             d_x = _convolution_backward(grad, x, g_weight, conv, (True, False, False))[0]
         if ctx.needs_input_grad[2] and g_x is not None:
