@@ -46,7 +46,25 @@ CANDIDATES = {
             "5w1s15q": ["--train-way", "5", "--train-shot", "1", "--train-query", "15"],
             "20w1s5q": ["--train-way", "20", "--train-shot", "1", "--train-query", "5"],
         }
-        for method in ("anil", "metasgd", "maml", "fomaml")
+        for method in ("anil", "metasgd", "fomaml")
+    },
+    # MAML's episodes from a zero head with steps of 0.4 (the paper's head and rate), then its
+    # head: the prototype head, whose first step adapts the encoder, with either rate.
+    "maml": {
+        **{
+            episodes: [*flags, "--param", "head_init=zero", "--param", "inner_lr=0.4"]
+            for episodes, flags in (
+                ("5w1s15q", ["--train-way", "5", "--train-shot", "1", "--train-query", "15"]),
+                ("20w1s5q", ["--train-way", "20", "--train-shot", "1", "--train-query", "5"]),
+            )
+        },
+        **{
+            f"20w1s5q_prototypes_lr{lr}": [
+                *["--train-way", "20", "--train-shot", "1", "--train-query", "5"],
+                *["--param", "head_init=prototypes", "--param", f"inner_lr={lr}"],
+            ]
+            for lr in ("0.4", "0.05")
+        },
     },
 }
 SETTINGS = ((5, 1), (20, 1), (5, 5))

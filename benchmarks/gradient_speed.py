@@ -25,8 +25,8 @@ Each loop runs ``--episodes`` episodes per round, with seed ``r`` in round
 skfewshot's speed over each hand loop's and ``cost_vs_protonet`` each loop's
 time per episode over ProtoNet's, medians over the rounds of the per-round
 ratios. The configurations are the first value of each of ``--meta-batch``,
-``--inner-steps`` and ``--head-init`` (the base, by default the issue's work:
-meta-batch 1, one inner step, zero head), then each other value of one
+``--inner-steps`` and ``--head-init`` (the base, by default MAMLLearner's:
+meta-batch 1, one inner step, prototype head), then each other value of one
 option with the others at the base; ``--grid full`` takes every
 combination.
 
@@ -312,7 +312,7 @@ def main(argv=None):
     parser.add_argument("--meta-batch", default="1,4", help="meta-batch sizes (first: the base)")
     parser.add_argument("--inner-steps", default="1,5", help="inner steps (first: the base)")
     parser.add_argument(
-        "--head-init", default="zero,prototypes", help="head initialisations (first: the base)"
+        "--head-init", default="prototypes,zero", help="head initialisations (first: the base)"
     )
     parser.add_argument(
         "--grid",

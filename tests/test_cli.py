@@ -67,7 +67,7 @@ def test_benchmark_command_on_digits(tmp_path, capsys):
     "method, flags, episodes",
     [
         ("maml", [], "20-way 1-shot 5-query"),  # MAMLLearner's default episodes
-        ("fomaml", [], "5-way 1-shot 15-query"),  # the first-order method's own
+        ("fomaml", [], "20-way 1-shot 5-query"),  # MAMLLearner's, first order
         ("fomaml", ["--train-way", "6", "--train-query", "4"], "6-way 1-shot 4-query"),
     ],
 )

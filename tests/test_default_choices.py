@@ -54,16 +54,18 @@ def test_the_library_defaults_are_candidates_chosen_here(choices):
     assert f"aggregation={relation}" in choices.CANDIDATES["relation"]
     assert f"scale={MatchingLearner().scale:g}" in choices.CANDIDATES["matching"]
     assert f"lr={SiameseLearner().lr:g}" in choices.CANDIDATES["siamese"]
-    for method, learner in (
-        ("maml", MAMLLearner()),
-        ("anil", ANILLearner()),
-        ("metasgd", MetaSGDLearner()),
-    ):
+    for method, learner in (("anil", ANILLearner()), ("metasgd", MetaSGDLearner())):
         episodes = f"{learner.n_way}w{learner.n_shot}s{learner.n_query}q"
         assert episodes in choices.CANDIDATES[method]
-    # First-order MAML's episodes are the CLI's: MAMLLearner(first_order=True) keeps MAML's.
-    pinned = METHODS["fomaml"][1]
-    episodes = f"{pinned['n_way']}w{pinned['n_shot']}s{pinned['n_query']}q"
+    # MAML's candidates are its episodes from the paper's zero head, then its head and rate.
+    maml = MAMLLearner()
+    episodes = f"{maml.n_way}w{maml.n_shot}s{maml.n_query}q"
+    assert f"{episodes}_{maml.head_init}_lr{maml.inner_lr:g}" in choices.CANDIDATES["maml"]
+    assert choices.CANDIDATES["maml"][episodes][-4:] == [
+        *["--param", "head_init=zero", "--param", "inner_lr=0.4"]
+    ]
+    # First-order MAML is MAMLLearner(first_order=True): MAML's episodes, head and rate.
+    assert METHODS["fomaml"][1] == {"first_order": True}
     assert episodes in choices.CANDIDATES["fomaml"]
     saved = json.loads(json.dumps(choices.CANDIDATES))  # plain data, for the JSON records
     assert saved == choices.CANDIDATES

@@ -196,7 +196,7 @@ def _benchmark(args, out, run):
         raise UsageError(f"argument --param: {key} is set by {flag}; use that flag instead.")
     # Torch modules and augmentations are named by their class: --param head=CosineHead.
     params = {}
-    # The method's own parameters give way to the flags (--method fomaml's episodes).
+    # The method's own parameters give way to the flags.
     method_params = {k: v for k, v in method_params.items() if k not in fixed}
     for key, value in {**method_params, **given}.items():
         try:

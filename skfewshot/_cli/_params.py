@@ -23,8 +23,7 @@ METHODS = {
     "relation": ("RelationLearner", {}),
     "siamese": ("SiameseLearner", {}),
     "maml": ("MAMLLearner", {}),
-    # First-order MAML does better on 5-way episodes than on MAMLLearner's default 20-way.
-    "fomaml": ("MAMLLearner", {"first_order": True, "n_way": 5, "n_shot": 1, "n_query": 15}),
+    "fomaml": ("MAMLLearner", {"first_order": True}),
     "anil": ("ANILLearner", {}),
     "metasgd": ("MetaSGDLearner", {}),
     "reptile": ("ReptileLearner", {}),

@@ -176,10 +176,10 @@ class _RowBatchNorm(torch.autograd.Function):
             y, mean, k = torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, eps)
             var = None
         else:
-            dims, _ = _layout(x)
-            mean, var = (v.reshape(-1) for v in _mean_var(x[:n], dims))
+            # The statistics of the first rows, then every row normalised with them.
+            _, mean, k = torch.native_batch_norm(x[:n], None, None, None, None, True, 0.0, eps)
+            var = k.pow(-2) - eps
             y = torch.native_batch_norm(x, weight, bias, mean, var, False, 0.0, eps)[0]
-            k = torch.rsqrt(var + eps)
         ctx.save_for_backward(x, weight, mean, k)
         ctx.n, ctx.eps, ctx.var = n, eps, var
         return y
