@@ -44,7 +44,6 @@ learner = MAMLLearner(
     MLP,
     encoder__in_features=64,
     encoder__out_features=32,
-    inner_lr=0.4,
     inner_steps=2,
     n_way=5,
     n_shot=1,
@@ -60,12 +59,13 @@ print("train accuracy after adaptation, by epoch:", np.round(learner.history[:, 
 
 # %%
 # For each setting, the adaptation's steps and rate are grid-searched on the
-# validation classes; the chosen classifier is then scored on the novel
-# classes, next to the classifier with the training's adaptation
-# (``inner_steps=2``, ``inner_lr=0.4``). ``refit=False``: a few-shot
-# classifier is fitted on each episode's support set, so there is nothing to
-# refit.
-grid = {"inner_steps": [1, 2, 5], "inner_lr": [0.1, 0.4]}
+# validation classes (0 steps: the prototype head alone, a prototypical
+# network); the chosen classifier is then scored on the novel classes, next
+# to the classifier with the training's adaptation (``inner_steps=2`` from
+# the prototype head, at the default ``inner_lr=0.05``). ``refit=False``: a
+# few-shot classifier is fitted on each episode's support set, so there is
+# nothing to refit.
+grid = {"inner_steps": [0, 1, 2, 5], "inner_lr": [0.05, 0.2]}
 as_trained, tuned = [], []
 for n_shot in (1, 5):
     cv = EpisodicSplit(n_way=5, n_shot=n_shot, n_query=10, n_episodes=100, random_state=0)
