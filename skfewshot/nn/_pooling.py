@@ -11,9 +11,7 @@ meta-update otherwise, a pooled block's largest tensor.
 import torch
 from torch.nn import functional as F
 
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+from ._convolution import _pair
 
 
 def max_pool2d_arguments(
