@@ -34,11 +34,13 @@ def batch_statistics_from(module, n=None, *, statistics=None):
     they have no side effects, and their calls to
     :func:`torch.nn.functional.batch_norm` are computed by a
     :class:`~torch.overrides.TorchFunctionMode` instead: nothing is computed
-    twice. The normalisation ``(x - mean) * (weight / sqrt(var + eps)) +
-    bias`` is one pass over ``x``, the variance a second pass over the first
-    rows (more accurate than ``E[x^2] - mean^2``); its first and second
-    derivatives are written out (per-channel sums and a few elementwise
-    passes).
+    twice. With weight and bias, and no statistics to record or reuse, a
+    normalisation is one autograd function on torch's fused batch-norm
+    kernels, whose second derivatives are written out (per-channel sums
+    and a few elementwise passes); otherwise it is computed from its
+    statistics in the graph, ``(x - mean) * (weight / sqrt(var + eps)) +
+    bias`` in one pass over ``x``, the variance from ``x - mean`` (more
+    accurate than ``E[x^2] - mean^2``).
 
     Parameters
     ----------
