@@ -582,9 +582,8 @@ class GradientAdaptation(nn.Module):
         encoder_params = {
             name[len("encoder.") :]: p for name, p in params.items() if name.startswith("encoder.")
         }
-        second_order = torch.is_grad_enabled() and not (
-            self.first_order or self.always_first_order or self.adapt == "head"
-        )
+        # The encoder is differentiated twice when its own steps are (not ANIL's head steps).
+        second_order = torch.is_grad_enabled() and self._create_graph() and self.adapt != "head"
         with (
             batch_statistics_from(self.encoder, n_stats, statistics=statistics),
             fast_second_derivatives() if second_order else contextlib.nullcontext(),
@@ -712,7 +711,7 @@ class GradientAdaptation(nn.Module):
         gradient changes nothing (:class:`GradientStep`) skip computing it.
         """
         inner_steps = self.inner_steps if inner_steps is None else inner_steps
-        create_graph = not (self.first_order or self.always_first_order)
+        create_graph = self._create_graph()
         with torch.enable_grad():
             params, z = self._start(support, support_labels, inner_steps, statistics)
             state = self.rule.init_state(params)
@@ -735,6 +734,10 @@ class GradientAdaptation(nn.Module):
                 updated, state = self.rule(adapted, grads, loss, state, scale=scale)
                 params = {**params, **{k: _strided_like(v, params[k]) for k, v in updated.items()}}
         return params
+
+    def _create_graph(self):
+        """Whether the inner gradients are functions of the adapted tensors (second order)."""
+        return not (self.first_order or self.always_first_order)
 
     def _keeps_encoder(self, inner_steps=None):
         """Whether :meth:`adapt_to` ends with the encoder's initial weights."""
@@ -866,15 +869,11 @@ class GradientAdaptation(nn.Module):
             loss, params = self.imitation_loss(support, support_labels, imitation_inner_lr)
             with torch.no_grad():
                 return self.query_logits(params, support, query), loss
-        # The support set's first pass keeps its statistics where they will score the queries.
+        # Where the encoder ends as it started (ANIL, or one step from a zero head), the support
+        # set's first pass keeps the statistics that normalise the queries.
         statistics = {} if not self.transductive and self._keeps_encoder() else None
         params = self.adapt_to(support, support_labels, statistics=statistics)
-        unadapted = all(
-            params.get(f"encoder.{name}", p) is p for name, p in self.encoder.named_parameters()
-        )
-        if statistics and unadapted:
-            # The encoder ends as it started: the support set's first pass gave the statistics
-            # that normalise the queries (ANIL, or one step from a zero head).
+        if statistics:
             return self.query_logits(params, support, query, statistics=statistics)
         return self.query_logits(params, support, query)
 
